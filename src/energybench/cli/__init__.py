@@ -1,0 +1,52 @@
+"""The energybench command line: thin typer commands over the core library."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+import typer
+
+from energybench.cli.app import app, err_console
+from energybench.errors import EnergybenchError
+
+#: Command modules; each registers its commands on ``app`` when imported.
+COMMAND_MODULES = ("fetch", "measure", "sweep", "report", "meters", "config", "doctor")
+
+
+def _load_commands() -> None:
+    for name in COMMAND_MODULES:
+        try:
+            importlib.import_module(f"energybench.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"energybench.cli.{name}":
+                raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``energybench`` console script. Returns the exit code."""
+    _load_commands()
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="energybench", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err_console.print("energybench: aborted", style="red", highlight=False)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except EnergybenchError as exc:
+        err_console.print(f"energybench: error: {exc.one_line()}", style="red", highlight=False,
+                          soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err_console.print("energybench: interrupted", style="red", highlight=False)
+        return 130
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())
