@@ -1,0 +1,100 @@
+"""Facts about the host, recorded in every results directory's metadata (pyperf-style)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from energybench import __version__
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name (``/proc/cpuinfo`` on Linux, platform elsewhere)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        try:
+            for line in cpuinfo.read_text(errors="replace").splitlines():
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+        except OSError:
+            pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> set[str]:
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        return set()
+    try:
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _cpu_governor() -> str | None:
+    p = Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
+    try:
+        return p.read_text().strip() if p.exists() else None
+    except OSError:
+        return None
+
+
+def _virtualized(flags: set[str]) -> bool:
+    return "hypervisor" in flags
+
+
+def host_info() -> dict[str, Any]:
+    """Host, OS, CPU, memory, Python: the context a reader needs to trust or compare a number."""
+    flags = cpu_flags()
+    freq = None
+    try:
+        f = psutil.cpu_freq()
+        freq = f.max or f.current if f else None
+    except (OSError, NotImplementedError, AttributeError):
+        freq = None
+    try:
+        load = os.getloadavg()
+    except (OSError, AttributeError):
+        load = None
+    return {
+        "hostname": socket.gethostname(),
+        "os": platform.system(),
+        "os_release": platform.release(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_model": cpu_model(),
+        "cpu_logical": psutil.cpu_count(logical=True),
+        "cpu_physical": psutil.cpu_count(logical=False),
+        "cpu_freq_max_mhz": freq,
+        "cpu_governor": _cpu_governor(),
+        "cpu_amx": any(f.startswith("amx") for f in flags),
+        "cpu_avx512": any(f.startswith("avx512") for f in flags),
+        "virtualized": _virtualized(flags),
+        "memory_total_bytes": psutil.virtual_memory().total,
+        "python": sys.version.split()[0],
+        "python_executable": sys.executable,
+        "loadavg_at_start": load,
+        "energybench_version": __version__,
+    }
+
+
+def clock_info() -> dict[str, Any]:
+    """Links the monotonic clock of every ``t_ns`` to wall time (for PowerLog import etc.)."""
+    wall = time.time_ns()
+    mono = time.monotonic_ns()
+    return {
+        "clock": "CLOCK_MONOTONIC (time.monotonic_ns)",
+        "clock_offset_ns": wall - mono,  # wall_ns = t_ns + clock_offset_ns
+        "created_at": datetime.now(UTC).isoformat(),
+    }
