@@ -61,25 +61,67 @@ class Engine:
             "python": sys.version.split()[0],
         }
 
-    def _devices(self) -> list[str]:
-        ll = self.ll
-        out: list[str] = []
-        count = getattr(ll, "ggml_backend_dev_count", None)
-        get = getattr(ll, "ggml_backend_dev_get", None)
-        name = getattr(ll, "ggml_backend_dev_name", None)
-        desc = getattr(ll, "ggml_backend_dev_description", None)
-        if not (count and get and name):
-            return out
-        try:
-            for i in range(count()):
-                dev = get(i)
-                label = name(dev).decode(errors="replace")
-                if desc:
-                    label += f" ({desc(dev).decode(errors='replace')})"
-                out.append(label)
-        except Exception:  # noqa: BLE001 - device listing is informational only
-            pass
+    def _ggml(self):
+        """ggml's device registry (not bound by llama-cpp-python): libggml next to libllama."""
+        if getattr(self, "_ggml_lib", None) is not None:
+            return self._ggml_lib or None
+        lib = None
+        libdir = os.path.join(os.path.dirname(self.ll.__file__), "lib")
+        names = ["libggml.so", "libggml.dylib", "ggml.dll"]
+        for n in names:
+            path = os.path.join(libdir, n)
+            if os.path.exists(path):
+                try:
+                    lib = ctypes.CDLL(path)
+                    lib.ggml_backend_dev_count.restype = ctypes.c_size_t
+                    lib.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
+                    lib.ggml_backend_dev_get.restype = ctypes.c_void_p
+                    for fn in ("ggml_backend_dev_name", "ggml_backend_dev_description"):
+                        getattr(lib, fn).argtypes = [ctypes.c_void_p]
+                        getattr(lib, fn).restype = ctypes.c_char_p
+                    lib.ggml_backend_dev_type.argtypes = [ctypes.c_void_p]
+                    lib.ggml_backend_dev_type.restype = ctypes.c_int
+                    lib.ggml_backend_dev_memory.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t),
+                                                            ctypes.POINTER(ctypes.c_size_t)]
+                    lib.ggml_backend_dev_memory.restype = None
+                except (OSError, AttributeError):
+                    lib = None
+                break
+        self._ggml_lib = lib or False
+        return lib
+
+    def device_list(self) -> list[dict[str, Any]]:
+        """ggml devices: name, description, type (cpu/gpu/igpu/accel), memory free/total in bytes."""
+        lib = self._ggml()
+        if lib is None:
+            return []
+        kinds = {0: "cpu", 1: "gpu", 2: "igpu", 3: "accel", 4: "meta"}
+        out = []
+        for i in range(lib.ggml_backend_dev_count()):
+            dev = lib.ggml_backend_dev_get(i)
+            free, total = ctypes.c_size_t(0), ctypes.c_size_t(0)
+            lib.ggml_backend_dev_memory(dev, ctypes.byref(free), ctypes.byref(total))
+            out.append({"name": (lib.ggml_backend_dev_name(dev) or b"").decode(errors="replace"),
+                        "description": (lib.ggml_backend_dev_description(dev) or b"").decode(errors="replace"),
+                        "type": kinds.get(lib.ggml_backend_dev_type(dev), "other"),
+                        "memory_free_bytes": int(free.value), "memory_total_bytes": int(total.value)})
         return out
+
+    def _devices(self) -> list[str]:
+        try:
+            return [f"{d['name']} ({d['description']}, {d['type']})" for d in self.device_list()]
+        except Exception:  # noqa: BLE001 - device listing is informational only
+            return []
+
+    def gpu_mem_used_bytes(self) -> int | None:
+        """Memory in use on GPU devices (device-wide: total - free), None without a GPU device."""
+        try:
+            gpus = [d for d in self.device_list() if d["type"] in ("gpu", "igpu")]
+        except Exception:  # noqa: BLE001
+            return None
+        if not gpus:
+            return None
+        return sum(d["memory_total_bytes"] - d["memory_free_bytes"] for d in gpus)
 
     # ------------------------------------------------------------------ model
     def load(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -297,7 +339,7 @@ class Engine:
                 "n_eval": perf.n_eval,
                 "n_reused": getattr(perf, "n_reused", 0),
             },
-            "gpu_mem_used_bytes": None,
+            "gpu_mem_used_bytes": self.gpu_mem_used_bytes(),
         }
 
 
