@@ -1,0 +1,84 @@
+"""``energybench config``: print the config schema, validate a sweep config, show it normalized."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from energybench.cli.app import app, console, print_json
+from energybench.sweep.config import config_json_schema, load_config
+from energybench.sweep.grid import PlanSummary, summarize_file
+
+config_app = typer.Typer(
+    name="config",
+    help="Sweep configuration files: JSON Schema, validation with a plan summary, normalized view.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+app.add_typer(config_app, name="config")
+
+FILE_ARG = typer.Argument(..., help="A sweep config YAML file (see examples/quick.yaml).", show_default=False)
+
+
+def human_duration(seconds: float) -> str:
+    """12.0 → '12 s'; 754 → '12 min 34 s'; 7260 → '2 h 01 min'."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {(s % 3600) // 60:02d} min"
+
+
+def _print_summary(path: Path, s: PlanSummary) -> None:
+    reps = f"{s.reps_min}" if s.reps_min == s.reps_max else f"{s.reps_min}-{s.reps_max} (adaptive)"
+    runs = f"{s.runs_min}" if s.runs_min == s.runs_max else f"{s.runs_min}-{s.runs_max}"
+    axes = " x ".join(f"{k} {v}" for k, v in s.axis_sizes.items() if v > 1) or "a single point"
+    lines = [
+        f"ok: {path}",
+        f"  name            {s.name}",
+        f"  models          {s.n_models}",
+        f"  grid            {axes}",
+        f"  points          {s.n_points}",
+        f"  load groups     {s.n_load_groups} ({s.n_loads} model load{'s' if s.n_loads != 1 else ''} in {s.order} order)",
+        f"  runs            {runs} ({s.warmup_per_point} warm-up + {reps} measured per point)",
+        f"  min. duration   {human_duration(s.est_min_duration_s)} (idle baseline + cooldowns; {s.cooldown}; "
+        "inference and model loads come on top)",
+        f"  config hash     {s.config_hash[:16]}",
+    ]
+    for line in lines:
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+@config_app.command("schema")
+def schema_cmd() -> None:
+    """Print the JSON Schema of sweep config files."""
+    print_json(config_json_schema())
+
+
+@config_app.command("validate")
+def validate_cmd(
+    file: Path = FILE_ARG,
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Validate FILE: 'ok' and what it will run (points, load groups, runs, minimum duration), or
+    one line naming the problem (exit code 2)."""
+    summary = summarize_file(file)
+    if as_json:
+        print_json({"ok": True, "file": str(file), **summary.to_dict()})
+    else:
+        _print_summary(file, summary)
+
+
+@config_app.command("show")
+def show_cmd(
+    file: Path = FILE_ARG,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of YAML."),
+) -> None:
+    """Print FILE normalized: defaults filled in, ranges expanded (YAML; loads back to the same config)."""
+    config = load_config(file)
+    if as_json:
+        print_json(config.normalized())
+    else:
+        typer.echo(config.to_yaml(), nl=False)
