@@ -1,0 +1,296 @@
+"""GPU and build facts: what llama.cpp can offload to, what NVML sees, and the ``doctor`` report.
+
+Every call into llama.cpp's native code happens in a child Python process (``python -c``), so a
+broken or crashing build (e.g. the AMX segfault of ../shared/README.md section 3) cannot take the
+caller down: the child's death is reported as data.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from energybench import __version__
+from energybench.errors import BackendError, EnergybenchError, UsageError
+
+#: How to get a CUDA build of llama-cpp-python inside this project (verified with uv 0.13.9; the
+#: project's own CMAKE_ARGS, the AMX workaround, still apply). Details and the persistent variant
+#: in docs/cuda.md.
+CUDA_INSTALL_ONE_LINER = ("uv sync --reinstall-package llama-cpp-python "
+                          "--config-settings-package llama-cpp-python:cmake.define.GGML_CUDA=ON")
+
+#: /proc/cpuinfo flags of Intel AMX.
+AMX_CPU_FLAGS = ("amx_bf16", "amx_tile", "amx_int8", "amx_fp16", "amx_complex")
+
+#: The child's program: llama.cpp version, system info, GPU offload support and the ggml devices.
+#: ggml's device registry is not bound by llama-cpp-python 0.3.x (no ``ggml_backend_dev_*`` in
+#: ``llama_cpp``), so it is read through ctypes from the libggml shipped next to libllama.
+_LLAMA_PROBE = r"""
+import ctypes, json, os, sys
+out = {"ok": False}
+try:
+    import llama_cpp as ll
+    out["version"] = getattr(ll, "__version__", None)
+    ll.llama_backend_init()
+    out["system_info"] = ll.llama_print_system_info().decode(errors="replace").strip()
+    out["supports_gpu_offload"] = bool(ll.llama_supports_gpu_offload())
+    devices, note = [], None
+    libdir = os.path.join(os.path.dirname(ll.__file__), "lib")
+    path = next((os.path.join(libdir, n) for n in ("libggml.so", "libggml.dylib", "ggml.dll")
+                 if os.path.exists(os.path.join(libdir, n))), None)
+    if path is None:
+        note = "libggml not found next to libllama: ggml device list unavailable"
+    else:
+        try:
+            g = ctypes.CDLL(path)
+            g.ggml_backend_dev_count.restype = ctypes.c_size_t
+            g.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
+            g.ggml_backend_dev_get.restype = ctypes.c_void_p
+            for fn in ("ggml_backend_dev_name", "ggml_backend_dev_description"):
+                getattr(g, fn).argtypes = [ctypes.c_void_p]
+                getattr(g, fn).restype = ctypes.c_char_p
+            g.ggml_backend_dev_type.argtypes = [ctypes.c_void_p]
+            g.ggml_backend_dev_type.restype = ctypes.c_int
+            g.ggml_backend_dev_memory.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t),
+                                                  ctypes.POINTER(ctypes.c_size_t)]
+            g.ggml_backend_dev_memory.restype = None
+            kinds = {0: "cpu", 1: "gpu", 2: "igpu", 3: "accel", 4: "meta"}
+            for i in range(g.ggml_backend_dev_count()):
+                d = g.ggml_backend_dev_get(i)
+                free, total = ctypes.c_size_t(0), ctypes.c_size_t(0)
+                g.ggml_backend_dev_memory(d, ctypes.byref(free), ctypes.byref(total))
+                devices.append({
+                    "name": (g.ggml_backend_dev_name(d) or b"").decode(errors="replace"),
+                    "description": (g.ggml_backend_dev_description(d) or b"").decode(errors="replace"),
+                    "type": kinds.get(g.ggml_backend_dev_type(d), "unknown"),
+                    "memory_free_bytes": free.value, "memory_total_bytes": total.value,
+                })
+        except (OSError, AttributeError) as exc:
+            note = "ggml device enumeration not available in this build: %s" % exc
+    out["devices"] = devices
+    out["devices_note"] = note
+    out["ok"] = True
+except Exception as exc:
+    out["error"] = "%s: %s" % (type(exc).__name__, exc)
+sys.stdout.write("LLAMA_PROBE " + json.dumps(out) + "\n")
+"""
+
+
+# ------------------------------------------------------------------------------ llama.cpp
+def llama_cpp_probe(timeout_s: float = 120.0, python: str | None = None) -> dict[str, Any]:
+    """What the installed llama-cpp-python can do, asked in a child process. Never raises.
+
+    Returns ``ok`` (bool), ``version``, ``system_info``, ``supports_gpu_offload`` (bool),
+    ``devices`` (ggml devices: ``name``, ``description``, ``type`` cpu|gpu|igpu|accel,
+    ``memory_free_bytes``, ``memory_total_bytes``), ``devices_note``; when the child failed:
+    ``error``, ``returncode`` and ``stderr_tail``.
+    """
+    cmd = [python or sys.executable, "-c", _LLAMA_PROBE]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "error": f"the llama.cpp probe did not answer within {timeout_s:.0f} s",
+                "returncode": None, "stderr_tail": ""}
+    except OSError as exc:
+        return {"ok": False, "error": f"cannot start {cmd[0]}: {exc}", "returncode": None,
+                "stderr_tail": ""}
+    stderr_tail = proc.stderr[-2000:]
+    for line in proc.stdout.splitlines():
+        if line.startswith("LLAMA_PROBE "):
+            try:
+                out = json.loads(line[len("LLAMA_PROBE "):])
+            except json.JSONDecodeError:
+                break
+            out["returncode"] = proc.returncode
+            if not out.get("ok"):
+                out["stderr_tail"] = stderr_tail
+            return out
+    return {"ok": False, "returncode": proc.returncode, "stderr_tail": stderr_tail,
+            "error": f"the llama.cpp probe died (exit code {proc.returncode}) before answering: "
+                     "the native library is broken or crashed"}
+
+
+@functools.lru_cache(maxsize=4)
+def _llama_cpp_probe_cached(python: str) -> dict[str, Any]:
+    return llama_cpp_probe(python=python)
+
+
+def clear_cache() -> None:
+    """Forget the cached llama.cpp answer (e.g. after reinstalling llama-cpp-python)."""
+    _llama_cpp_probe_cached.cache_clear()
+
+
+def supports_gpu_offload() -> bool:
+    """Whether this llama-cpp-python build can offload layers to a GPU (cached per interpreter).
+
+    Raises :class:`BackendError` when the installed build cannot even be asked.
+    """
+    info = _llama_cpp_probe_cached(sys.executable)
+    if not info.get("ok"):
+        tail = (info.get("stderr_tail") or "").strip().splitlines()
+        hint = f"last stderr line: {tail[-1]}; run `energybench doctor`" if tail else "run `energybench doctor`"
+        raise BackendError(f"could not check whether llama.cpp supports GPU offload: {info.get('error')}",
+                           hint=hint)
+    return bool(info.get("supports_gpu_offload"))
+
+
+def assert_gpu_offload_supported(n_gpu_layers: int) -> None:
+    """Raise :class:`UsageError` (exit 2) if GPU layers are asked for but the build is CPU-only.
+
+    ``n_gpu_layers`` 0 never needs a GPU and returns at once (no child process). The answer of the
+    child is cached, so calling this for every grid point is cheap.
+    """
+    if n_gpu_layers == 0:
+        return
+    if not supports_gpu_offload():
+        raise UsageError(
+            f"n_gpu_layers={n_gpu_layers} asks for GPU offload, but this llama-cpp-python build is "
+            "CPU-only (llama_supports_gpu_offload() is false)",
+            hint=f"install a CUDA build: {CUDA_INSTALL_ONE_LINER} (see docs/cuda.md), or use "
+                 "n_gpu_layers=0")
+
+
+# ------------------------------------------------------------------------------ CPU / AMX
+def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The CPU model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere)."""
+    try:
+        for line in Path(cpuinfo).read_text(errors="replace").splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_amx_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> list[str]:
+    """AMX feature flags of this CPU from ``/proc/cpuinfo`` (``[]`` when none or not Linux)."""
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return []
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            return [f for f in AMX_CPU_FLAGS if f in flags]
+    return []
+
+
+def build_has_amx(system_info: str | None) -> bool | None:
+    """Whether llama.cpp was compiled with AMX kernels (``AMX_INT8 = 1`` in its system info).
+
+    ggml-cpu prints ``AMX_INT8 = 1`` when built with ``__AMX_INT8__``. None when unknown.
+    """
+    if not system_info:
+        return None
+    return re.search(r"\bAMX_INT8\s*=\s*1\b", system_info) is not None
+
+
+def amx_warning(cpu_flags: list[str], build_amx: bool | None) -> str | None:
+    """The AMX crash warning (../shared/README.md section 3) when both the CPU and the build have AMX."""
+    if not cpu_flags or not build_amx:
+        return None
+    return ("this CPU has AMX (" + ", ".join(cpu_flags) + ") and this llama.cpp build uses AMX "
+            "kernels (AMX_INT8 = 1): on Sapphire Rapids VMs quantized models (Q4_0, Q4_K_M, Q8_0) "
+            "were seen to segfault in ggml_backend_amx_mul_mat during the first decode. Fix: rebuild "
+            "without AMX (this project's pyproject does: `uv sync --reinstall-package "
+            "llama-cpp-python`), or set `repack: false` (disables AMX and weight repacking; slower)")
+
+
+# ------------------------------------------------------------------------------ meters
+def meters_summary() -> tuple[list[dict[str, Any]], str | None]:
+    """Probe every registered meter: ``[{name, available, reason, fix, estimate}]`` and a note.
+
+    Uses ``energybench.meters.registry.all_meters()`` when present; without a registry only the
+    NVML meter is probed and the note says so.
+    """
+    note = None
+    try:
+        registry = importlib.import_module("energybench.meters.registry")
+        meters = list(registry.all_meters())
+    except (ImportError, AttributeError):
+        from energybench.meters.nvml import NvmlMeter
+
+        meters = [NvmlMeter()]
+        note = "meter registry not available: only the NVML meter was probed"
+    out: list[dict[str, Any]] = []
+    for meter in meters:
+        try:
+            probe = meter.probe()
+            out.append({"name": meter.name, "available": probe.available, "reason": probe.reason,
+                        "fix": probe.fix, "estimate": bool(getattr(meter, "estimate", False))})
+        except Exception as exc:  # noqa: BLE001 - a buggy meter must not break doctor
+            out.append({"name": getattr(meter, "name", type(meter).__name__), "available": False,
+                        "reason": f"probe raised {type(exc).__name__}: {exc}", "fix": None,
+                        "estimate": bool(getattr(meter, "estimate", False))})
+    return out, note
+
+
+# ------------------------------------------------------------------------------ doctor
+def _package_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def doctor_report(*, llama_timeout_s: float = 120.0) -> dict[str, Any]:
+    """Everything ``energybench doctor`` shows, as plain data (JSON-serialisable). Never raises
+    for a missing driver, a broken llama.cpp build or a meter that does not work here: those are
+    findings, listed under ``warnings``.
+    """
+    from energybench.meters.nvml import NvmlMeter, gpu_inventory
+
+    warnings: list[str] = []
+    llama = llama_cpp_probe(timeout_s=llama_timeout_s)
+    if not llama.get("ok"):
+        warnings.append(f"llama.cpp could not be loaded: {llama.get('error')}")
+
+    try:
+        gpus = gpu_inventory()
+    except EnergybenchError as exc:
+        gpus = []
+        warnings.append(f"NVML inventory failed: {exc.one_line()}")
+    nvml_probe = NvmlMeter().probe()
+    nvml = {"available": nvml_probe.available, "reason": nvml_probe.reason, "fix": nvml_probe.fix,
+            "pynvml_version": _package_version("nvidia-ml-py")}
+
+    offload = llama.get("supports_gpu_offload")
+    if gpus and offload is False:
+        warnings.append(f"{len(gpus)} NVIDIA GPU(s) present but this llama-cpp-python build is "
+                        f"CPU-only: {CUDA_INSTALL_ONE_LINER} (docs/cuda.md)")
+    if offload and llama.get("devices") is not None and not any(
+            d.get("type") in ("gpu", "igpu") for d in llama.get("devices", [])):
+        warnings.append("this llama.cpp build supports GPU offload but ggml sees no GPU device "
+                        "(driver missing, or CUDA_VISIBLE_DEVICES hides them)")
+
+    flags = cpu_amx_flags()
+    build_amx = build_has_amx(llama.get("system_info"))
+    amx = amx_warning(flags, build_amx)
+    if amx:
+        warnings.append(amx)
+
+    meters, meters_note = meters_summary()
+
+    return {
+        "energybench": {"version": __version__},
+        "python": {"version": platform.python_version(), "executable": sys.executable,
+                   "platform": platform.platform()},
+        "llama_cpp": {"package_version": _package_version("llama-cpp-python"), **llama},
+        "gpus": gpus,
+        "nvml": nvml,
+        "cpu": {"model": cpu_model(), "logical_cpus": os.cpu_count(), "amx_flags": flags,
+                "build_has_amx": build_amx, "amx_warning": amx},
+        "meters": meters,
+        "meters_note": meters_note,
+        "warnings": warnings,
+    }
