@@ -177,8 +177,15 @@ def _measures_cpu(domains: Sequence[Domain]) -> bool:
     return any(d.component in CPU_COMPONENTS and d.parent is None and not d.estimate for d in domains)
 
 
+def _first_clause(text: str) -> str:
+    for sep in ("; ", ". "):
+        text = text.split(sep, 1)[0]
+    return text
+
+
 def _why_no_cpu(probes: dict[str, ProbeResult]) -> str:
-    parts = [f"{n}: {p.reason}" for n, p in probes.items() if n in ("rapl", "powergadget") and not p.available]
+    parts = [f"{n}: {_first_clause(p.reason)}" for n, p in probes.items()
+             if n in ("rapl", "powergadget") and not p.available]
     return "; ".join(parts) or "no real CPU meter registered"
 
 
@@ -228,8 +235,9 @@ def _select_explicit(sel: Selection, requested: list[str], meter_opts: dict[str,
 
 
 def _estimate_warning(sel: Selection) -> str:
-    src = "; ".join(d.source for d in sel.domains if d.estimate)
-    return f"CPU energy is an ESTIMATE, not a measurement ({src})"
+    how = "; ".join(p.reason for n, p in sel.probes.items()
+                    if any(o.meter.name == n and o.meter.estimate for o in sel.opened))
+    return f"CPU energy is an ESTIMATE, not a measurement: {how or 'see the domain source'}"
 
 
 def _select_default(sel: Selection, meter_opts: dict[str, Any], allow_estimate: bool) -> None:
