@@ -203,7 +203,7 @@ def amx_warning(cpu_flags: list[str], build_amx: bool | None) -> str | None:
             "kernels (AMX_INT8 = 1): on Sapphire Rapids VMs quantized models (Q4_0, Q4_K_M, Q8_0) "
             "were seen to segfault in ggml_backend_amx_mul_mat during the first decode. Fix: rebuild "
             "without AMX (this project's pyproject does: `uv sync --reinstall-package "
-            "llama-cpp-python`), or set `repack: false` (disables AMX and weight repacking; slower)")
+            "llama-cpp-python`), or run with `--no-repack` / `repack: false` (disables AMX and weight repacking; slower)")
 
 
 # ------------------------------------------------------------------------------ meters
