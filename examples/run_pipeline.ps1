@@ -10,7 +10,8 @@
 
 .NOTES
     Results: OutDir/p1_baseline, OutDir/p2_ablation (sweep results), OutDir/report_p1,
-    OutDir/report_p2 (reports). Any failing step stops the script.
+    OutDir/report_p2 (reports). Any failing step stops the script. Rerunning with the same
+    OutDir resumes an interrupted sweep (finished runs are kept).
 #>
 [CmdletBinding()]
 param(
@@ -40,6 +41,17 @@ function Invoke-Energybench {
     }
 }
 
+# Start a sweep, or resume it if the directory already holds one.
+function Invoke-Sweep {
+    param([Parameter(Mandatory = $true)][string]$Config, [Parameter(Mandatory = $true)][string]$Dir)
+    Invoke-Energybench @('config', 'validate', $Config)
+    if (Test-Path -LiteralPath (Join-Path $Dir 'metadata.json')) {
+        Invoke-Energybench @('sweep', '--resume', $Dir)
+    } else {
+        Invoke-Energybench @('sweep', '--config', $Config, '--out', $Dir)
+    }
+}
+
 New-Item -ItemType Directory -Force -Path $OutDir | Out-Null
 $p1Out = Join-Path $OutDir 'p1_baseline'
 $p2Out = Join-Path $OutDir 'p2_ablation'
@@ -48,13 +60,11 @@ Write-Host '== 1/4 fetch the model'
 Invoke-Energybench (@('fetch') + $FetchArgs)
 
 Write-Host '== 2/4 baseline sweep (P1)'
-Invoke-Energybench @('config', 'validate', $P1Config)
-Invoke-Energybench @('sweep', '--config', $P1Config, '--out', $p1Out)
+Invoke-Sweep -Config $P1Config -Dir $p1Out
 
 if (-not $SkipAblation) {
     Write-Host '== 3/4 ablation sweep (P2)'
-    Invoke-Energybench @('config', 'validate', $P2Config)
-    Invoke-Energybench @('sweep', '--config', $P2Config, '--out', $p2Out)
+    Invoke-Sweep -Config $P2Config -Dir $p2Out
 } else {
     Write-Host '== 3/4 ablation sweep skipped (-SkipAblation)'
 }

@@ -14,6 +14,7 @@
 #
 # Results: OUT_DIR/p1_baseline, OUT_DIR/p2_ablation (sweep results), OUT_DIR/report_p1,
 # OUT_DIR/report_p2 (reports). Any failing step stops the script with its exit code.
+# Rerunning with the same OUT_DIR resumes an interrupted sweep (finished runs are kept).
 set -eu
 
 OUT_DIR=${1:-results/pipeline}
@@ -31,6 +32,16 @@ eb() {
     $ENERGYBENCH "$@"
 }
 
+# sweep CONFIG DIR: start the sweep, or resume it if DIR already holds one.
+sweep() {
+    eb config validate "$1"
+    if [ -f "$2/metadata.json" ]; then
+        eb sweep --resume "$2"
+    else
+        eb sweep --config "$1" --out "$2"
+    fi
+}
+
 mkdir -p -- "$OUT_DIR"
 
 echo "== 1/4 fetch the model" >&2
@@ -38,13 +49,11 @@ echo "== 1/4 fetch the model" >&2
 eb fetch $FETCH_ARGS
 
 echo "== 2/4 baseline sweep (P1)" >&2
-eb config validate "$P1_CONFIG"
-eb sweep --config "$P1_CONFIG" --out "$OUT_DIR/p1_baseline"
+sweep "$P1_CONFIG" "$OUT_DIR/p1_baseline"
 
 if [ "$SKIP_ABLATION" != "1" ]; then
     echo "== 3/4 ablation sweep (P2)" >&2
-    eb config validate "$P2_CONFIG"
-    eb sweep --config "$P2_CONFIG" --out "$OUT_DIR/p2_ablation"
+    sweep "$P2_CONFIG" "$OUT_DIR/p2_ablation"
 else
     echo "== 3/4 ablation sweep skipped (SKIP_ABLATION=1)" >&2
 fi

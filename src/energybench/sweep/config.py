@@ -408,6 +408,11 @@ class PromptAxis(_Strict):
         return list(self.n_prompt or [])
 
 
+def _axis_path(name: str, index: int, values: Sequence[Any]) -> tuple[str | int, ...]:
+    """``(name, index)``, or just ``(name,)`` for a one-value axis (most likely written as a scalar)."""
+    return (name, index) if len(values) > 1 else (name,)
+
+
 class Grid(_Strict):
     """The axes of the sweep. Every axis takes a scalar, a list or a range string; the sweep runs
     the cartesian product (models outermost)."""
@@ -449,7 +454,7 @@ class Grid(_Strict):
             if ub is not None and ub > min_batch:
                 raise FieldProblem(f"n_ubatch must be <= n_batch, and the grid pairs it with batch {min_batch} "
                                    f"(use ubatch values <= {min_batch}, or ubatch: auto = min(batch, 512))",
-                                   path=("ubatch", i), value=ub)
+                                   path=_axis_path("ubatch", i, self.ubatch), value=ub)
         # n_ctx >= n_prompt + n_gen for every synthetic prompt (suite/text lengths are checked at
         # run time with the model's tokenizer): ../shared/README.md §3, check it before llama.cpp.
         lengths = self.prompt.synthetic_lengths()
@@ -459,7 +464,7 @@ class Grid(_Strict):
                 if c is not None and c < need:
                     raise FieldProblem(f"too small: the grid runs n_prompt {max(lengths)} + n_gen {max(self.n_gen)} "
                                        f"= {need} tokens (use n_ctx >= {need}, or n_ctx: auto)",
-                                       path=("n_ctx", i), value=c)
+                                       path=_axis_path("n_ctx", i, self.n_ctx), value=c)
         return self
 
     def axis_sizes(self) -> dict[str, int]:
@@ -470,10 +475,11 @@ class Grid(_Strict):
 
 
 class AdaptiveRepetitions(_Strict):
-    """Repeat until the 95% CI half-width of ``metric`` is below ``target_ci_pct`` % of its
-    median, with at least ``min`` and at most ``max`` measured repetitions per point."""
+    """Repeat until the 95% CI half-width of ``metric`` (Student t, over the measured runs) is
+    below ``target_ci_pct`` % of its mean, with at least ``min`` and at most ``max`` measured
+    repetitions per point."""
 
-    target_ci_pct: PosFloat = Field(5.0, le=100, description="stop when the 95% CI half-width < this % of the median")
+    target_ci_pct: PosFloat = Field(5.0, le=100, description="stop when the 95% CI half-width < this % of the mean")
     min: Annotated[int, BeforeValidator(_not_bool), Field(ge=2)] = Field(5, description="repetitions before the first check (>= 2)")
     max: PosInt = Field(30, description="never more repetitions than this")
     metric: Literal["j_per_token", "energy_j", "latency_ms", "decode_tok_s", "ttft_ms"] = Field(
