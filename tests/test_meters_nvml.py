@@ -329,3 +329,68 @@ def test_read_before_open_and_protocol() -> None:
     with pytest.raises(MeterError, match="before open"):
         m.read()
     m.close()  # closing an unopened meter is harmless
+
+
+# ------------------------------------------------------------------------------ scripts/gpu_*.py
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def _load_script(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_analyze_helpers_on_analytic_series() -> None:
+    ga = _load_script("gpu_analyze")
+    ts = [0, 1_000_000_000, 2_000_000_000, 4_000_000_000]  # ns
+    ramp = [100.0, 200.0, 300.0, 500.0]  # W = 100 + 100 t: a straight line
+    # integral of 100 + 100 t over [0.5, 3] s = 100*2.5 + 50*(9 - 0.25) = 687.5 J (exact for a line)
+    assert ga.trapezoid(ts, ramp, 0.5e9, 3e9) == pytest.approx(687.5, rel=1e-12)
+    assert ga.trapezoid(ts, ramp, -1, 3e9) is None  # outside the samples: refuse, don't extrapolate
+    counter = [0.0, 10.0, 20.0, 40.0]  # J, linear at 10 W
+    assert ga.counter_energy(ts, counter, 0.25e9, 3.5e9) == pytest.approx(32.5, rel=1e-12)
+    assert ga.change_intervals_ms([0, 10_000_000, 20_000_000, 30_000_000, 40_000_000],
+                                  [0.0, 0.0, 1.0, 1.0, 2.0]) == [20.0]
+
+
+def test_gpu_trace_and_analysis_against_the_stand_in(fake_nvml_dir: Path, tmp_path: Path) -> None:
+    """The GPU check's recording and analysis halves, end to end, on the fake GPU (300 W constant,
+    counter refreshed every 20 ms) with a CPU-only stand-in for the CUDA load."""
+    power_w, period_ms = 300.0, 20
+    out = tmp_path / "gpu_check"
+    load = (f"{sys.executable} -c \"import json, time; t0 = time.monotonic_ns(); time.sleep(0.6); "
+            "print(json.dumps({'t_start_ns': t0, 't_end_ns': time.monotonic_ns()}))\"")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAKE_NVML_")}
+    env.update(LD_LIBRARY_PATH=str(fake_nvml_dir), FAKE_NVML_0_POWER_MW=str(int(power_w * 1000)),
+               FAKE_NVML_0_PERIOD_MS=str(period_ms))
+    trace = subprocess.run([sys.executable, str(SCRIPTS / "gpu_trace.py"), "--out", str(out),
+                            "--idle-s", "0.3", "--tail-s", "0.2", "--sample-ms", "5", "--load-cmd", load],
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert trace.returncode == 0, trace.stderr
+    analysis = subprocess.run([sys.executable, str(SCRIPTS / "gpu_analyze.py"), str(out)],
+                              capture_output=True, text=True, timeout=120)
+    assert analysis.returncode == 0, analysis.stderr
+    assert "cnt/inst" in analysis.stdout and "load" in analysis.stdout
+    s = json.loads((out / "summary.json").read_text())
+    assert s["n_errors"] == 0 and s["domains"][0]["kind"] == "energy"
+    max_gap_s = s["sample_interval_ms"]["max"] / 1000
+    step_j = power_w * period_ms / 1000
+    for name in ("whole", "load", "idle"):
+        w = s["windows"][name]
+        analytic = power_w * w["duration_s"]
+        # constant power: the trapezoid of the instantaneous samples is exact
+        assert w["instant_j"] == pytest.approx(analytic, rel=1e-9)
+        assert w["average_j"] == pytest.approx(analytic, rel=1e-9)
+        # the counter is a staircase: each interpolated edge may be off by up to one refresh step
+        # plus the energy of one sample gap, hence this bound (derived, not tuned)
+        assert abs(w["counter_j"] - analytic) <= 2 * (step_j + power_w * max_gap_s)
+    assert s["windows"]["load"]["duration_s"] == pytest.approx(0.6, abs=0.2)
+    # the measured refresh period of the counter is the fake's, to within one sample interval
+    assert abs(s["counter_update_ms"]["median"] - period_ms) <= s["sample_interval_ms"]["max"]
+    assert s["instant_update_ms"] is None  # constant power never changes
+    assert s["load_aux"]["sm_clock_mhz"]["median"] == 1980.0
