@@ -11,7 +11,8 @@ then a blank line and a summary footer (``Total Elapsed Time (sec) = ...``) that
 Each ``Cumulative X Energy_N(Joules)`` column becomes a counter domain (meter ``powerlog``) named
 like the live Power Gadget meter's (``cpu-package-N``, ``cpu-core-N`` ...); each ``X Power_N(Watt)``
 column a power domain ``<that name>-power`` whose parent is the counter domain -- reported as a
-cross-check, never added to totals.
+cross-check, never added to totals. A power value is PowerLog's average over the interval ending at
+its row, so its sample is placed at that interval's midpoint.
 
 Clock: wall time -> our monotonic clock with ``clock_offset_ns = time.time_ns() -
 time.monotonic_ns()``, recorded in the results' ``metadata.json`` when the runs were measured.
@@ -162,7 +163,7 @@ def read_powerlog(path: str | Path) -> PowerLog:
         d = np.diff(sod)
         d = np.where(d < -43200, d + 86400, d)
         elapsed = np.concatenate([[0.0], np.cumsum(d)])
-    resolution = float(np.median(np.diff(elapsed))) if elapsed.size > 1 else 0.1
+    resolution = round(float(np.median(np.diff(elapsed))), 6) if elapsed.size > 1 else 0.1
     domains: list[Domain] = []
     values: dict[str, np.ndarray] = {}
     for name in header:
@@ -191,13 +192,19 @@ def powerlog_samples(log: PowerLog, *, date: dt.date, clock_offset_ns: int, run_
                      tz: dt.tzinfo | None = None) -> pl.DataFrame:
     """The log as SAMPLES_SCHEMA rows (meter ``powerlog``) on our monotonic clock."""
     t = log.t_ns(date=date, clock_offset_ns=clock_offset_ns, tz=tz)
+    # A power column holds the average over the interval that ends at its row (the first row has
+    # none): such a value belongs at the interval's midpoint, or a step would shift by half a row.
+    t_mid = (t[:-1] + t[1:]) // 2
     frames = []
     for d in log.domains:
-        v = log.values[d.name]
+        if d.kind == "energy":
+            tt, v = t, log.values[d.name]
+        else:
+            tt, v = t_mid, log.values[d.name][1:]
         ok = np.isfinite(v)
         n = int(ok.sum())
         frames.append(pl.DataFrame({
-            "run_id": [run_id] * n, "meter": [METER] * n, "domain": [d.name] * n, "t_ns": t[ok],
+            "run_id": [run_id] * n, "meter": [METER] * n, "domain": [d.name] * n, "t_ns": tt[ok],
             "value": v[ok], "unit": [UNIT_ENERGY if d.kind == "energy" else UNIT_POWER] * n,
         }))
     df = pl.concat(frames, how="vertical") if frames else pl.DataFrame()
