@@ -249,7 +249,7 @@ def test_gpu_lost_at_open(fake_nvml_dir: Path) -> None:
             m.open(); e = None
         except MeterError as exc:
             e = err(exc)
-        emit({"err": e, "inventory": None})
+        emit({"err": e})
         """, FAKE_NVML_0_LOST_AFTER_MS=0)
     assert out["err"]["type"] == "GpuLost" and "GPU is lost" in out["err"]["line"]
 
@@ -317,7 +317,7 @@ def test_gpu_inventory(fake_nvml_dir: Path) -> None:
     assert (g0["power_method"], g1["power_method"]) == ("energy", "instant")
 
 
-def test_gpu_inventory_without_nvml_is_empty(tmp_path: Path, fake_nvml_dir: Path) -> None:
+def test_gpu_inventory_without_nvml_is_empty(fake_nvml_dir: Path) -> None:
     out = run_fake(fake_nvml_dir, "emit(gpu_inventory())", FAKE_NVML_INIT_RET=9)
     assert out == []
 
@@ -387,7 +387,7 @@ def test_gpu_trace_and_analysis_against_the_stand_in(fake_nvml_dir: Path, tmp_pa
         assert w["instant_j"] == pytest.approx(analytic, rel=1e-9)
         assert w["average_j"] == pytest.approx(analytic, rel=1e-9)
         # the counter is a staircase: each interpolated edge may be off by up to one refresh step
-        # plus the energy of one sample gap, hence this bound (derived, not tuned)
+        # plus the energy of one sample gap, and a window has two edges (a derived bound, not tuned)
         assert abs(w["counter_j"] - analytic) <= 2 * (step_j + power_w * max_gap_s)
     assert s["windows"]["load"]["duration_s"] == pytest.approx(0.6, abs=0.2)
     # the measured refresh period of the counter is the fake's, to within one sample interval
