@@ -256,8 +256,8 @@ def register_local(path: Path | str, *, ref: str | None = None, sha256: str | No
     else:
         digest = sha256_file(p, progress=progress)
     if expected is not None and digest != expected:
-        raise ChecksumError(f"sha256 mismatch for {p}: expected {expected}, got {digest}",
-                            hint="check --sha256 (the local file was left untouched)")
+        raise ChecksumError(f"sha256 mismatch for {p}: expected {expected}, got {digest} (the file was left "
+                            "untouched and not registered)", hint="check --sha256")
     parsed = ParsedRef(kind="path", ref=str(p), path=p)
     entry = ModelEntry(name=_check_name(name) if name else parsed.default_name, path=str(p), sha256=digest,
                        size_bytes=size, source="local", synthetic=info.synthetic,

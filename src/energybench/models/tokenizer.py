@@ -69,14 +69,17 @@ def _pieces() -> itertools.chain[str]:
     """All candidate normal pieces in priority order (may repeat; the caller dedupes)."""
     chars = [SPACE] + [c for c in string.printable if c not in string.whitespace]
 
+    def prefixes(word: str) -> list[str]:
+        return [word[:k] for k in range(2, len(word) + 1)]
+
     def words() -> itertools.chain[str]:
-        out: list[str] = []
-        for w in _WORDS:
-            for variant in (w, w.capitalize()):
-                marked = SPACE + variant
-                out.extend(marked[:k] for k in range(2, len(marked) + 1))
-                out.extend(variant[:k] for k in range(2, len(variant) + 1))
-        return itertools.chain(out)
+        # word-initial lowercase words first (what English text needs most), then the same words
+        # inside a word (no ▁), then capitalised; every prefix is kept so SPM merges can reach them
+        return itertools.chain(
+            itertools.chain.from_iterable(prefixes(SPACE + w) for w in _WORDS),
+            itertools.chain.from_iterable(prefixes(w) for w in _WORDS),
+            itertools.chain.from_iterable(prefixes(SPACE + w.capitalize()) for w in _WORDS),
+        )
 
     lower = string.ascii_lowercase
 
