@@ -239,7 +239,7 @@ def test_cli_validate_prints_summary(capsys: pytest.CaptureFixture[str]) -> None
     assert "points          4" in out
     assert "runs            16 (1 warm-up + 3 measured per point)" in out
     assert "load groups     1" in out
-    assert "min. duration   18 s" in out  # 2 s idle + 16 runs x 1 s cooldown
+    assert "min. duration   34 s" in out  # 2 s idle + 16 runs x (1 s cooldown + 1 s min window)
 
 
 def test_cli_validate_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -282,3 +282,14 @@ def test_sweep_config_is_frozen() -> None:
     assert isinstance(c, SweepConfig)
     with pytest.raises(Exception):
         c.warmup = 5  # type: ignore[misc]
+
+
+def test_adaptive_metrics_exist_in_the_results_schema() -> None:
+    import typing
+
+    from energybench.results import RUNS_SCHEMA
+    from energybench.sweep.config import ADAPTIVE_METRICS, AdaptiveMetric
+
+    assert typing.get_args(AdaptiveMetric) == ADAPTIVE_METRICS
+    for metric in ADAPTIVE_METRICS:
+        assert metric in RUNS_SCHEMA or metric in ("j_per_token", "j_per_token_net"), metric

@@ -73,7 +73,11 @@ ORDERS = ("grouped", "shuffled", "interleaved")
 Order = Literal["grouped", "shuffled", "interleaved"]
 FLASH_ATTN = ("auto", "on", "off")
 #: Metrics an adaptive repetition count can watch (columns/derived columns of runs.parquet).
-ADAPTIVE_METRICS = ("j_per_token", "energy_j", "latency_ms", "decode_tok_s", "ttft_ms")
+#: j_per_token(_net) = energy(_net)_j / n_gen_tokens; the others are runs.parquet columns.
+ADAPTIVE_METRICS = ("j_per_token", "j_per_token_net", "energy_j", "energy_net_j", "window_s", "ttft_ms",
+                    "decode_tok_s", "prefill_tok_s")
+AdaptiveMetric = Literal["j_per_token", "j_per_token_net", "energy_j", "energy_net_j", "window_s", "ttft_ms",
+                         "decode_tok_s", "prefill_tok_s"]
 #: Meter names known when the meter registry cannot be imported (see :func:`known_meters`).
 FALLBACK_METERS = ("rapl", "nvml", "powergadget", "estimate")
 #: Default n_ubatch when ``ubatch: auto``: llama.cpp's default, clamped to n_batch (llama.cpp
@@ -482,7 +486,7 @@ class AdaptiveRepetitions(_Strict):
     target_ci_pct: PosFloat = Field(5.0, le=100, description="stop when the 95% CI half-width < this % of the mean")
     min: Annotated[int, BeforeValidator(_not_bool), Field(ge=2)] = Field(5, description="repetitions before the first check (>= 2)")
     max: PosInt = Field(30, description="never more repetitions than this")
-    metric: Literal["j_per_token", "energy_j", "latency_ms", "decode_tok_s", "ttft_ms"] = Field(
+    metric: AdaptiveMetric = Field(
         "j_per_token", description="the per-run value whose CI is watched")
 
     @model_validator(mode="after")
