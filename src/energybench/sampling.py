@@ -130,10 +130,10 @@ class Sampler:
         self.stop()
 
     # ------------------------------------------------------------------ reading
-    def _read(self, track: _Track, now_ns: int | None = None) -> None:
+    def _read(self, track: _Track, now_ns: int | None = None) -> Reading | None:
         now = now_ns if now_ns is not None else time.monotonic_ns()
         if track.failures >= FAILURES_BEFORE_BACKOFF and now < track.next_retry_ns:
-            return
+            return None
         with track.lock:
             try:
                 r = track.meter.read()
@@ -141,9 +141,10 @@ class Sampler:
                 track.failures += 1
                 track.next_retry_ns = now + int(RETRY_FAILED_S * 1e9)
                 self._record_error(track.meter.name, exc)
-                return
+                return None
             track.failures = 0
             track.add(r)
+            return r
 
     def _record_error(self, meter: str, exc: BaseException) -> None:
         self.n_errors += 1
@@ -181,12 +182,20 @@ class Sampler:
             self._read(track)
 
     def mark(self) -> int:
-        """Read every counter meter now (a window boundary) and return the time (monotonic ns)."""
+        """Read every counter meter now (a window boundary) and return the boundary time (monotonic ns).
+
+        The time returned is that of the boundary reads themselves (their mean when several counter
+        meters are read), so a counter's energy at the boundary is its read value, not an
+        interpolation towards the previous sample. Without counter meters: the clock now.
+        """
         t = time.monotonic_ns()
+        times = []
         for track in self._tracks:
             if track.is_counter:
-                self._read(track, t)
-        return t
+                r = self._read(track, t)
+                if r is not None:
+                    times.append(r.t_ns)
+        return round(sum(times) / len(times)) if times else t
 
     # ------------------------------------------------------------------ access
     @property

@@ -42,7 +42,7 @@ def _table(report: dict[str, Any]) -> Table:
 @app.command("meters")
 def meters_command(
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
-    cpu_tdp_w: float | None = typer.Option(None, "--cpu-tdp-w", min=0.001,
+    cpu_tdp_w: float | None = typer.Option(None, "--cpu-tdp-w",
                                            help="CPU TDP in W for the estimate meter (when no meter measures the CPU)."),
     measure: bool = typer.Option(True, "--measure/--no-measure",
                                  help="Measure each counter's update period (up to 0.5 s per domain)."),

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import psutil
 
-from energybench.errors import MeterError
+from energybench.errors import ConfigError, MeterError
 from energybench.meters.base import Domain, ProbeResult, Reading
 
 #: Share of TDP drawn at 0% utilisation (CodeCarbon's 10%-of-TDP floor; see module docstring).
@@ -204,8 +204,9 @@ class EstimateMeter:
 
     def __init__(self, cpu_tdp_w: float | None = None, *, idle_fraction: float = IDLE_FRACTION,
                  cpuinfo_path: str | os.PathLike[str] = "/proc/cpuinfo") -> None:
-        if cpu_tdp_w is not None and not (cpu_tdp_w > 0):
-            raise MeterError(f"--cpu-tdp-w must be a positive number of watts, not {cpu_tdp_w!r}")
+        if cpu_tdp_w is not None and not (cpu_tdp_w > 0 and cpu_tdp_w < 10_000):
+            raise ConfigError(f"--cpu-tdp-w must be a positive number of watts (below 10000), not {cpu_tdp_w!r}",
+                              hint="give the processor's TDP / base power, e.g. --cpu-tdp-w 65")
         self.cpu_tdp_w = cpu_tdp_w
         self.idle_fraction = idle_fraction
         self.cpuinfo_path = Path(cpuinfo_path)
@@ -213,8 +214,8 @@ class EstimateMeter:
         self._opened = False
         self._tdp_eff = 0.0
         self._n_cpus = 1
-        self._t0 = 0
-        self._busy0 = 0.0
+        self._t0 = self._t_last = 0
+        self._busy_last = self._busy_acc = self._pending = 0.0
 
     # -- what TDP do we use, and why
     def resolve_tdp(self) -> tuple[float | None, str]:
@@ -260,8 +261,10 @@ class EstimateMeter:
         with self._lock:
             self._n_cpus = psutil.cpu_count(logical=True) or 1
             self._tdp_eff = tdp
-            self._t0 = time.monotonic_ns()
-            self._busy0 = busy_cpu_seconds(psutil.cpu_times())
+            self._t0 = self._t_last = time.monotonic_ns()
+            self._busy_last = busy_cpu_seconds(psutil.cpu_times())
+            self._busy_acc = 0.0
+            self._pending = 0.0
             self._opened = True
             self._domain = Domain(name=DOMAIN_NAME, kind="energy", meter=self.name, component="cpu",
                                   source=self._source(tdp, how), update_period_s=1.0 / _user_hz(),
@@ -276,7 +279,14 @@ class EstimateMeter:
             busy = busy_cpu_seconds(psutil.cpu_times())
             t1 = time.monotonic_ns()
             t = (t0 + t1) // 2
-            energy = estimate_energy_j(self._tdp_eff, (t - self._t0) / 1e9, busy - self._busy0, self._n_cpus,
+            # CPU time arrives in whole ticks, so between two close reads it can exceed wall time x
+            # CPUs; credit at most that and carry the rest to the next read (none is lost).
+            pending = self._pending + (busy - self._busy_last)
+            credit = min(max(pending, 0.0), (t - self._t_last) / 1e9 * self._n_cpus)
+            self._pending = pending - credit
+            self._busy_acc += credit
+            self._busy_last, self._t_last = busy, t
+            energy = estimate_energy_j(self._tdp_eff, (t - self._t0) / 1e9, self._busy_acc, self._n_cpus,
                                        self.idle_fraction)
         return Reading(t_ns=t, values={DOMAIN_NAME: energy})
 
