@@ -62,8 +62,7 @@ def validate_cmd(
     file: Path = FILE_ARG,
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Validate FILE: 'ok' and what it will run (points, load groups, runs, minimum duration), or
-    one line naming the problem (exit code 2)."""
+    """Validate FILE: 'ok' and what it will run, or one line naming the problem (exit code 2)."""
     summary = summarize_file(file)
     if as_json:
         print_json({"ok": True, "file": str(file), **summary.to_dict()})
@@ -76,7 +75,7 @@ def show_cmd(
     file: Path = FILE_ARG,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of YAML."),
 ) -> None:
-    """Print FILE normalized: defaults filled in, ranges expanded (YAML; loads back to the same config)."""
+    """Print FILE normalized: defaults filled in, ranges expanded (loads back to the same config)."""
     config = load_config(file)
     if as_json:
         print_json(config.normalized())

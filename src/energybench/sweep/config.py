@@ -430,7 +430,10 @@ class Grid(_Strict):
     n_ctx: CtxAxis = Field([None], description="context size (-c); auto = prompt + generation rounded up to 256")
     prompt: PromptAxis = Field(default_factory=PromptAxis, description="prompts (-p synthetic lengths, suites or text)")
     n_gen: GenAxis = Field([64], description="tokens generated per run (-n), exactly")
-    repack: BoolAxis = Field([True], description="llama.cpp weight repacking (extra buffer types); false = ../shared/README.md §3 workaround A")
+    # repack false: runtime workaround for llama.cpp builds whose AMX kernels crash on quantized
+    # models (../shared/README.md §3, workaround A); true keeps the faster repacked weights.
+    repack: BoolAxis = Field([True], description="llama.cpp weight repacking (extra buffer types); "
+                                                 "false avoids AMX kernel crashes on some builds")
     seed: SeedAxis = Field([0], description="sampler seed")
     main_gpu: MainGpuAxis = Field([0], description="main GPU index (-mg)")
     offload_kqv: BoolAxis = Field([True], description="keep the KV cache on the GPU (-nkvo inverts)")
@@ -651,7 +654,8 @@ class SweepConfig(_Strict):
                                description="pause after each run: seconds, {fixed_s: S} or {until_idle: {...}}")
     idle_baseline_s: NonNegFloat = Field(10.0, description="seconds of idle power measured before the sweep (0 = none)")
     idle_every_min: PosFloat | None = Field(None, description="measure the idle baseline again every this many minutes")
-    order: Order = Field("shuffled", description="grouped | shuffled (within load group, seeded) | interleaved (round-robin across load groups)")
+    order: Order = Field("shuffled", description="grouped | shuffled (within load group, seeded) | "
+                                                 "interleaved (round-robin across load groups)")
     order_seed: NonNegInt = Field(0, description="seed of the shuffled/interleaved order")
     max_failures: PosInt = Field(3, description="failed runs of one point before it is skipped (and reported)")
     meters: MetersField = Field("auto", description="meter names or auto")
