@@ -264,6 +264,8 @@ def test_alias_enforces_the_pinned_checksum(home: Path, server: FakeServer, monk
     paths = [r.path for r in server.requests]
     assert any(f"/resolve/{TINYLLAMA_CHAT.revision}/tinyllama-1.1b-chat-v1.0.Q4_0.gguf" in p for p in paths)
     assert Manifest().entries() == {}
+    with pytest.raises(ChecksumError):  # the same file named by its hf: source at the pinned revision
+        fetch_model(f"hf:{TINYLLAMA_CHAT.repo}/tinyllama-1.1b-chat-v1.0.Q4_0.gguf@{TINYLLAMA_CHAT.revision}")
     # a quant without a published checksum is accepted and recorded with the computed sha256
     repo.files["tinyllama-1.1b-chat-v1.0.Q5_K_S.gguf"] = BODY
     m = fetch_model("tinyllama-1.1b-chat:q5_k_s")

@@ -93,6 +93,17 @@ class AliasRef:
         return f"hf:{self.alias.repo}/{self.filename}{rev}"
 
 
+def pinned_sha256(repo: str, filename: str, revision: str | None) -> str | None:
+    """The published sha256 of ``repo/filename`` at an alias's pinned revision, if we have one."""
+    for alias in ALIASES.values():
+        if alias.repo != repo or revision != alias.revision:
+            continue
+        for quant in alias.quants:
+            if alias.filename(quant) == filename and quant in alias.pinned:
+                return alias.pinned[quant][0]
+    return None
+
+
 def known_aliases_text() -> str:
     """'tinyllama-1.1b-chat:{Q2_K,...}' for error messages and help."""
     return "; ".join(f"{a.name}:{{{','.join(a.quants)}}}" for a in ALIASES.values())

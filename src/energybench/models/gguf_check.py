@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType
-
 from energybench.errors import ModelError
 
 GGUF_MAGIC = b"GGUF"
@@ -52,6 +50,8 @@ class TensorEntry:
 
     @property
     def type_name(self) -> str:
+        from gguf.constants import GGMLQuantizationType
+
         try:
             return GGMLQuantizationType(self.ggml_type).name
         except ValueError:
@@ -105,6 +105,8 @@ def ftype_name(file_type: int | None) -> str | None:
     """``general.file_type`` (llama.cpp ``llama_ftype``) → ``Q4_K_M``; None if unknown."""
     if file_type is None:
         return None
+    from gguf.constants import LlamaFileType
+
     try:
         name = LlamaFileType(file_type).name
     except ValueError:
@@ -116,6 +118,8 @@ def ftype_name(file_type: int | None) -> str | None:
 
 def tensor_nbytes(ggml_type: int, shape: tuple[int, ...]) -> int | None:
     """Bytes of one tensor's data, or None for a type this gguf package does not know."""
+    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+
     try:
         block_size, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(ggml_type)]
     except (ValueError, KeyError):

@@ -20,7 +20,6 @@ from typing import Any
 
 from energybench import paths
 from energybench.errors import ConfigError
-from energybench.results import atomic_write_json
 
 try:  # POSIX
     import fcntl
@@ -152,6 +151,8 @@ class Manifest:
                               hint="delete it; cached files are registered again on next use") from None
 
     def _write_unlocked(self, entries: dict[str, ModelEntry]) -> None:
+        from energybench.results import atomic_write_json  # (imports polars: only when writing)
+
         doc = {"version": MANIFEST_VERSION,
                "models": {name: entries[name].to_json() for name in sorted(entries)}}
         atomic_write_json(self.path, doc)

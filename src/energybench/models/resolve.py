@@ -22,9 +22,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from energybench import paths
 from energybench.errors import ChecksumError, ModelError
-from energybench.models.aliases import ALIASES, AliasRef, is_alias_like, known_aliases_text, parse_alias
+from energybench.models.aliases import AliasRef, is_alias_like, known_aliases_text, parse_alias, pinned_sha256
 from energybench.models.download import (
     ProgressFn,
     check_relative_name,
@@ -305,6 +304,8 @@ def synthesize_model(shape: str, *, quant: str = DEFAULT_QUANT, seed: int = 0, f
 def _fetch_remote(parsed: ParsedRef, *, sha256: str | None, name: str | None, force: bool,
                   progress: ProgressFn | None, manifest: Manifest) -> ResolvedModel:
     expected = normalize_sha256(sha256)
+    if parsed.kind == "hf" and expected is None:  # e.g. an alias's file named by its hf: source
+        expected = pinned_sha256(parsed.repo or "", parsed.filename or "", parsed.revision)
     if parsed.kind == "alias":
         assert parsed.alias is not None
         pinned = parsed.alias.sha256

@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from energybench import __version__
 from energybench.errors import FetchError, ModelError
 from energybench.models.download import ProgressFn, check_free_space, disk_full_error, sha256_file
@@ -68,13 +66,18 @@ def twin_filename(shape: Shape, quant: str, seed: int) -> str:
     return f"{shape.name}-{quant}-seed{seed}.gguf"
 
 
-def _tensor_rng(seed: int, name: str) -> np.random.Generator:
+def _tensor_rng(seed: int, name: str) -> Any:
+    """A numpy Generator seeded from (seed, tensor name): each tensor is reproducible on its own."""
+    import numpy as np
+
     digest = hashlib.sha256(f"energybench-twin:{seed}:{name}".encode()).digest()
     return np.random.Generator(np.random.PCG64(int.from_bytes(digest[:16], "little")))
 
 
-def _to_bf16_bits(x: np.ndarray) -> np.ndarray:
+def _to_bf16_bits(x: Any) -> Any:
     """float32 → bfloat16 bit patterns (round to nearest even), as uint16."""
+    import numpy as np
+
     bits = x.astype(np.float32).view(np.uint32)
     rounded = bits + (np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1)))
     return (rounded >> np.uint32(16)).astype(np.uint16)
@@ -121,6 +124,7 @@ def write_twin_unquantized(shape: Shape, path: Path, *, seed: int = 0, dtype: st
                            progress: ProgressFn | None = None) -> None:
     """Write the F16/F32/BF16 twin of ``shape`` to ``path``, streaming one tensor (chunk) at a time."""
     import gguf
+    import numpy as np
 
     if dtype not in DIRECT:
         raise ValueError(dtype)
