@@ -293,3 +293,12 @@ def test_adaptive_metrics_exist_in_the_results_schema() -> None:
     assert typing.get_args(AdaptiveMetric) == ADAPTIVE_METRICS
     for metric in ADAPTIVE_METRICS:
         assert metric in RUNS_SCHEMA or metric in ("j_per_token", "j_per_token_net"), metric
+
+
+@pytest.mark.parametrize("name", ["valid_minimal.yaml", "valid_full.yaml"])
+def test_normalized_dict_round_trips(name: str) -> None:
+    """metadata.json stores config.normalized(); a resume can rebuild the same config from it."""
+    c = load_config(DATA / name)
+    stored = json.loads(json.dumps(c.normalized()))
+    again = parse_config(stored, source="metadata.json")
+    assert again.normalized() == c.normalized() and config_hash(again) == config_hash(c)

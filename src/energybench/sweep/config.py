@@ -625,9 +625,22 @@ def _models(value: Any) -> list[str]:
     if value is None:
         raise FieldProblem("at least one model is required (a GGUF path, a cached name, an alias such as "
                            "tinyllama-1.1b-chat:Q4_K_M, or synthetic:tiny)", value=value)
-    names = _str_list(value, what="a model reference: path, cached name, alias or synthetic:SHAPE[:QUANT]",
-                      split_commas=False)
-    return [n.strip() for n in names]
+    names = [n.strip() for n in _str_list(value, what="a model reference: path, cached name, alias or "
+                                                      "synthetic:SHAPE[:QUANT]", split_commas=False)]
+    _no_duplicates(names, value)
+    try:
+        from energybench.models import parse_ref  # syntax only: no file, network or synthesis here
+    except ImportError:  # pragma: no cover - the models package is part of energybench
+        return names
+    from energybench.errors import EnergybenchError
+
+    for i, ref in enumerate(names):
+        try:
+            parse_ref(ref)
+        except EnergybenchError as exc:
+            path = (i,) if isinstance(value, (list, tuple)) else ()
+            raise FieldProblem(exc.one_line(), path=path, value=ref) from None
+    return names
 
 
 ModelsField = Annotated[
