@@ -30,13 +30,13 @@ def test_busy_loop_measured_by_the_estimate():
     busy = "import time\nt = time.time()\nwhile time.time() - t < 0.6: pass\n"
     with select_meters(["estimate"], cpu_tdp_w=100) as sel:
         m = measure_command([sys.executable, "-c", busy], sel, period_s=0.01)
-    assert m.exit_code == 0
-    assert m.duration_s >= 0.6
+    assert m.returncode == 0
+    assert m.elapsed_s >= 0.6
     assert m.energy_source == "estimate" and m.flag_estimate and m.meters == "estimate"
     # one of N_CPUS logical CPUs busy for most of the window (other load only adds):
     assert m.avg_power_w >= estimate_power_w(100, 0.7 / N_CPUS)
     assert m.avg_power_w <= 100.0 + 1e-9
-    assert m.energy_j == pytest.approx(m.avg_power_w * m.duration_s)
+    assert m.energy_j == pytest.approx(m.avg_power_w * m.elapsed_s)
     assert any("ESTIMATE" in w for w in m.warnings)
     assert m.samples is not None and m.samples.height >= 2
     assert m.domains[0]["domain"] == "cpu-package-0" and m.domains[0]["estimate"] is True
@@ -54,7 +54,7 @@ def test_rapl_stand_in_counts_exactly_what_the_command_consumed(tmp_path):
              f"c.write_text(str(int(c.read_text()) + 2_000_000) + '\\n')\n")
     with select_meters(["rapl"], sysfs_root=cls) as sel:
         m = measure_command([sys.executable, "-c", child], sel, period_s=0.02)
-    assert m.exit_code == 0
+    assert m.returncode == 0
     assert m.energy_source == "measured" and m.meters == "rapl"
     assert m.energy_j == pytest.approx(5.0)  # the core (inside the package) is not added
     per = {d["domain"]: d for d in m.domains}
@@ -65,7 +65,7 @@ def test_rapl_stand_in_counts_exactly_what_the_command_consumed(tmp_path):
 def test_exit_code_is_returned_not_raised():
     with select_meters([]) as sel:
         m = measure_command([sys.executable, "-c", "import sys; sys.exit(3)"], sel)
-    assert m.exit_code == 3 and m.energy_source == "none" and m.energy_j is None
+    assert m.returncode == 3 and m.energy_source == "none" and m.energy_j is None
 
 
 def test_unknown_command_is_a_usage_error():
@@ -79,4 +79,4 @@ def test_idle_baseline_gives_net_energy():
     with select_meters(["estimate"], cpu_tdp_w=40) as sel:
         m = measure_command([sys.executable, "-c", "pass"], sel, idle_s=0.2, period_s=0.01)
     assert m.idle_power_w is not None and 40 * 0.1 - 1e-9 <= m.idle_power_w <= 40 + 1e-9
-    assert m.energy_net_j == pytest.approx(m.energy_j - m.idle_power_w * m.duration_s)
+    assert m.energy_net_j == pytest.approx(m.energy_j - m.idle_power_w * m.elapsed_s)

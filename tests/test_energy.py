@@ -310,3 +310,22 @@ def test_idle_baseline_is_the_median_and_ignores_a_spike():
     assert rel(idle["gpu-0"], 14.0) < TOL
     last = idle_baseline(f, 1.0, domains=domains)  # only the last second: no spike in it either
     assert rel(last["cpu-package-0"], 7.0) < TOL
+
+
+def test_psys_alone_is_counted_and_replaces_an_estimate():
+    t = sample_times(2.0, 0.02, seed=15)
+    x = (t - T_BASE) / S
+    domains = [dom("psys", component="psys"), dom("cpu-package-0", meter="estimate", estimate=True, period=0.01)]
+    f = frame(counter_rows("rapl", "psys", t, 30 * x) + counter_rows("estimate", "cpu-package-0", t, 50 * x))
+    c = run_energy_columns(domains, f, t_start_ns=T_BASE, t_end_ns=T_BASE + S)
+    assert rel(c["energy_j"], 30.0) < TOL and c["energy_source"] == "measured"
+
+
+def test_positional_energy_columns_form_matches():
+    from energybench.energy import energy_columns
+
+    t = sample_times(2.0, 0.02, seed=16)
+    domains, f = _rapl_like_frame(t)
+    kw = {"t_start_ns": T_BASE, "t_end_ns": T_BASE + S, "t_prefill_end_ns": T_BASE + S // 4}
+    assert energy_columns(domains, f, T_BASE, T_BASE + S // 4, T_BASE + S, {"dram-0": 1.0}) == run_energy_columns(
+        domains, f, idle_power_w={"dram-0": 1.0}, **kw)

@@ -170,3 +170,30 @@ def test_idle_baseline_from_a_running_sampler():
 def test_rejects_bad_period():
     with pytest.raises(ValueError):
         Sampler([], period_s=0)
+
+
+def test_accepts_a_selection_or_its_meters_but_not_bare_meters():
+    from energybench.meters import select_meters
+
+    with select_meters(["estimate"], cpu_tdp_w=50) as sel:
+        for source in (sel, sel.meters):
+            s = Sampler(source)
+            assert [d.name for d in s.domains] == ["cpu-package-0"]
+            s.mark()
+            assert len(s.readings("estimate")) == 1
+        assert sel.meters[0].name == "estimate" and sel.meters[0].estimate  # acts as the meter
+    with pytest.raises(TypeError, match="Selection"):
+        Sampler([ClockMeter("ctr", "energy", 1.0)])
+
+
+def test_idle_baseline_positional_frame_form():
+    counter = ClockMeter("ctr", "energy", 12.0)
+    pairs = opened(counter)
+    s = Sampler(pairs)
+    t0 = s.mark()
+    for _ in range(5):
+        time.sleep(0.01)
+        s.read_all()
+    t1 = s.mark()
+    idle = idle_baseline(s.to_frame("idle-0", t0, t1), s.domains, t0, t1)
+    assert idle["ctr-0"] == pytest.approx(12.0, rel=0.005)

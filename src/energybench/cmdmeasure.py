@@ -26,10 +26,10 @@ class CommandMeasurement:
     """What one command cost. Energies in J, powers in W, times in s (``t_*_ns``: monotonic ns)."""
 
     argv: list[str]
-    exit_code: int
+    returncode: int  # the command's exit status (negative: killed by that signal)
     t_start_ns: int
     t_end_ns: int
-    duration_s: float
+    elapsed_s: float
     energy_source: str  # measured | estimate | none
     meters: str
     energy_j: float | None
@@ -104,7 +104,7 @@ def measure_command(argv: list[str], selection: Selection, *, period_s: float = 
     if c["flag_short_window"]:
         warnings.append("the command ran for less than 10 update periods of the slowest meter: its energy is coarse")
     return CommandMeasurement(
-        argv=list(argv), exit_code=code, t_start_ns=t0, t_end_ns=t1, duration_s=(t1 - t0) / 1e9,
+        argv=list(argv), returncode=code, t_start_ns=t0, t_end_ns=t1, elapsed_s=(t1 - t0) / 1e9,
         energy_source=c["energy_source"], meters=c["meters"], energy_j=c["energy_j"], energy_net_j=c["energy_net_j"],
         avg_power_w=c["avg_power_w"], peak_power_w=c["peak_power_w"], idle_power_w=c["idle_power_w"],
         domains=c["domains"], flag_short_window=bool(c["flag_short_window"]), flag_estimate=bool(c["flag_estimate"]),

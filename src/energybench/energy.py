@@ -370,8 +370,10 @@ def counted_domains(results: Sequence[DomainEnergy]) -> list[DomainEnergy]:
     """The domains whose energies add up to the run total (rules in the module docstring)."""
     top = [r for r in results if r.domain.parent is None]
     measured_components = {r.domain.component for r in top if not r.domain.estimate}
+    if "psys" in measured_components:  # the platform domain contains the package and DRAM
+        measured_components |= {"cpu", "dram"}
     chosen: dict[str, DomainEnergy] = {}
-    for r in top:  # measured first, then estimates, each in the given (selection) order
+    for r in top:  # one per name: a measured domain replaces an estimate; else the first (selection order)
         if r.domain.estimate and r.domain.component in measured_components:
             continue
         cur = chosen.get(r.domain.name)
@@ -489,6 +491,16 @@ def _total_peak(counted: list[DomainEnergy], series: Mapping[tuple[str, str], Se
     return float(np.max(total / (np.diff(edges) / 1e9)))
 
 
+def energy_columns(domains: Sequence[Domain], samples: pl.DataFrame | Mapping[tuple[str, str], Series],
+                   t_start_ns: int, t_prefill_end_ns: int | None, t_end_ns: int,
+                   idle_power_w: Mapping[str, float] | None = None, *,
+                   jitter_p99_ms: float | None = None) -> dict[str, Any]:
+    """:func:`run_energy_columns` with the run timestamps positional, in time order."""
+    return run_energy_columns(domains, samples, t_start_ns=t_start_ns, t_end_ns=t_end_ns,
+                              t_prefill_end_ns=t_prefill_end_ns, idle_power_w=idle_power_w,
+                              jitter_p99_ms=jitter_p99_ms)
+
+
 def run_energy_columns(domains: Sequence[Domain], samples: pl.DataFrame | Mapping[tuple[str, str], Series], *,
                        t_start_ns: int, t_end_ns: int, t_prefill_end_ns: int | None = None,
                        idle_power_w: Mapping[str, float] | None = None,
@@ -532,9 +544,12 @@ def idle_power_from_series(domain: Domain, series: Series, t0_ns: int, t1_ns: in
     return float(np.median(power))
 
 
-def idle_baseline(source: Any, seconds: float | None = None, *, domains: Sequence[Domain] | None = None,
-                  t0_ns: int | None = None, t1_ns: int | None = None) -> dict[str, float]:
-    """Idle power per domain key (W): the median over an idle window.
+def idle_baseline(source: Any, seconds: float | Sequence[Domain] | None = None, t0_ns: int | None = None,
+                  t1_ns: int | None = None, *, domains: Sequence[Domain] | None = None) -> dict[str, float]:
+    """Idle power per domain key (W): the median over an idle window. Two forms::
+
+        idle_baseline(sampler, seconds)                    # waits `seconds`, measuring
+        idle_baseline(samples, domains, t0_ns, t1_ns)      # from a SAMPLES_SCHEMA frame
 
     ``source``: a running :class:`~energybench.sampling.Sampler` (then this call *waits* ``seconds``
     while the machine idles, between two boundary reads), or a SAMPLES_SCHEMA frame (then the
@@ -542,6 +557,8 @@ def idle_baseline(source: Any, seconds: float | None = None, *, domains: Sequenc
     ``domains``: needed for update periods and kinds (a frame alone gives kinds from its units
     and assumes a 0.1 s update period).
     """
+    if seconds is not None and not isinstance(seconds, (int, float)):
+        domains, seconds = list(seconds), None
     if hasattr(source, "mark") and hasattr(source, "to_frame"):
         if seconds is None or seconds <= 0:
             raise ValueError("idle_baseline on a sampler needs seconds > 0")

@@ -71,14 +71,17 @@ class _Track:
 
 
 def _normalise(meters: Any) -> list[tuple[PowerMeter, list[Domain]]]:
-    """Accept a Selection, OpenMeter objects, or (meter, domains) pairs."""
+    """Accept a Selection, its ``meters`` (OpenMeter objects), or (meter, domains) pairs."""
     opened = getattr(meters, "opened", meters)
     out = []
     for item in opened:
         if isinstance(item, tuple):
             meter, domains = item
-        else:
+        elif hasattr(item, "domains") and hasattr(item, "meter"):
             meter, domains = item.meter, item.domains
+        else:
+            raise TypeError(f"the sampler needs opened meters with their domains, got {item!r}: pass the "
+                            "Selection from select_meters() (or (meter, domains) pairs)")
         out.append((meter, list(domains)))
     return out
 

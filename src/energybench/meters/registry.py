@@ -116,10 +116,16 @@ def _safe_probe(meter: PowerMeter) -> ProbeResult:
 
 @dataclass
 class OpenMeter:
-    """A meter in use and its domains."""
+    """A meter in use and its domains. Behaves as the meter itself (attributes are delegated), so
+    code that wants plain meters can use it as one and code that needs domains finds them here."""
 
     meter: PowerMeter
     domains: list[Domain]
+
+    def __getattr__(self, name: str) -> Any:  # only called for attributes OpenMeter lacks
+        if name in ("meter", "domains"):
+            raise AttributeError(name)
+        return getattr(self.meter, name)
 
 
 @dataclass
@@ -131,8 +137,9 @@ class Selection:
     warnings: list[str] = field(default_factory=list)
 
     @property
-    def meters(self) -> list[PowerMeter]:
-        return [o.meter for o in self.opened]
+    def meters(self) -> list[OpenMeter]:
+        """The opened meters, each with its ``domains`` (an :class:`OpenMeter` acts as its meter)."""
+        return list(self.opened)
 
     @property
     def names(self) -> list[str]:
