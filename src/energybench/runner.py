@@ -106,7 +106,7 @@ class Session:
         self.store = store
         self.selection = selection
         self.backend: Backend = backend or create_backend(backend_name)
-        self.sampler = Sampler(list(selection.meters), period_s=sample_period_s)
+        self.sampler = Sampler(selection, period_s=sample_period_s)
         self.events = events or _noop
         self.sweep_id = sweep_id
         self.domains = list(getattr(self.sampler, "domains", []))
@@ -253,8 +253,9 @@ class Session:
                 perf_n_p_eval=res.perf.n_p_eval, perf_n_eval=res.perf.n_eval,
             )
             samples = self.sampler.to_frame(run_id, min(m0, res.t_start_ns), max(m1, res.t_end_ns))
+            jitter = self.sampler.jitter_stats(res.t_start_ns, res.t_end_ns).get("p99_ms")
             row.update(energy_columns(self.domains, samples, res.t_start_ns, res.t_prefill_end_ns, res.t_end_ns,
-                                      self.idle_power_w))
+                                      self.idle_power_w, jitter_p99_ms=jitter))
         else:
             row.update(status="failed", error=res.error, stderr_tail=res.stderr_tail,
                        t_start_ns=m0, t_end_ns=m1, energy_source="none")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import sys
 
-import click
 import typer
 
 from energybench.cli.app import app, err_console
@@ -25,22 +24,25 @@ def _load_commands() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``energybench`` console script. Returns the exit code."""
+    """Entry point of the ``energybench`` console script. Returns the exit code.
+
+    Usage errors (unknown option, missing argument) are printed by typer (exit 2); our own
+    :class:`EnergybenchError` becomes one line on stderr with its exit code; never a traceback.
+    """
     _load_commands()
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="energybench", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.exceptions.Abort:
-        err_console.print("energybench: aborted", style="red", highlight=False)
-        return 130
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
+        command.main(args=argv, prog_name="energybench", standalone_mode=True)
+    except SystemExit as exc:
+        code = exc.code
+        if code is None:
+            return 0
+        if isinstance(code, int):
+            return code
+        err_console.print(str(code), highlight=False)
+        return 1
     except EnergybenchError as exc:
-        err_console.print(f"energybench: error: {exc.one_line()}", style="red", highlight=False,
-                          soft_wrap=True)
+        err_console.print(f"energybench: error: {exc.one_line()}", style="red", highlight=False, soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
         err_console.print("energybench: interrupted", style="red", highlight=False)

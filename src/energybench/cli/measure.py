@@ -37,11 +37,16 @@ def render_summary(result: Any) -> None:
     t.add_column("max", justify="right")
     t.add_column("CV", justify="right")
     estimate = s.get("energy_source") == "estimate"
+    if estimate:
+        t.caption = "[yellow]* energy and power are ESTIMATES (no hardware meter): not measurements[/yellow]"
+        t.caption_justify = "left"
+    elif s.get("meters"):
+        t.caption = f"energy measured by: {s['meters']}"
+        t.caption_justify = "left"
     for _key, m in s["metrics"].items():
         label = m["label"]
-        energy = m["unit"] in ("J", "J/tok", "W")
-        if energy and estimate:
-            label += " [yellow](estimate)[/yellow]"
+        if m["unit"] in ("J", "J/tok", "W") and estimate:
+            label += " [yellow]*[/yellow]"
         cv = f"{m['cv_pct']:.1f}%" if m.get("cv_pct") is not None else "-"
         t.add_row(label, _fmt(m["median"], m["unit"]), _fmt(m["min"], m["unit"]), _fmt(m["max"], m["unit"]), cv)
     console.print(t)
