@@ -282,3 +282,15 @@ def test_manifest_entry_is_json(home: Path, server: FakeServer) -> None:
     assert e["sha256"] == sha256_hex(BODY) and e["size_bytes"] == len(BODY) and e["synthetic"] is False
     assert {"name", "path", "sha256", "size_bytes", "source", "synthetic", "shape", "quant", "seed",
             "added_at"} <= set(e)
+
+
+def test_downloaded_file_is_registered_again_after_the_manifest_is_deleted(home: Path, server: FakeServer) -> None:
+    server.files["/m/again.gguf"] = Served(BODY)
+    m = fetch_model(server.url("/m/again.gguf"))
+    (home / "models" / "manifest.json").unlink()
+    n = len(server.requests)
+    again = resolve_model(server.url("/m/again.gguf"))
+    assert again.sha256 == m.sha256 and again.path == m.path and len(server.requests) == n
+    # with --force it is downloaded again
+    assert fetch_model(server.url("/m/again.gguf"), force=True).sha256 == m.sha256
+    assert len(server.requests) == n + 1

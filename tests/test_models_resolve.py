@@ -161,3 +161,13 @@ def test_named_synthetic_and_second_seed(home: Path) -> None:
     assert m.name == "twin-q8" and m.quant == "Q8_0" and m.seed == 2
     assert resolve_model("synthetic:tiny:Q8_0@2").name == "twin-q8"  # found by source
     assert resolve_model("twin-q8").sha256 == m.sha256
+
+
+def test_files_are_registered_again_after_the_manifest_is_deleted(home: Path) -> None:
+    """The damaged-manifest hint says 'delete it; cached files are registered again on next use'."""
+    m = resolve_model("synthetic:tiny")
+    mtime = m.path.stat().st_mtime_ns
+    (home / "models" / "manifest.json").unlink()
+    again = resolve_model("synthetic:tiny")
+    assert again.sha256 == m.sha256 and again.path == m.path
+    assert m.path.stat().st_mtime_ns == mtime  # registered, not made again

@@ -293,12 +293,31 @@ def synthesize_model(shape: str, *, quant: str = DEFAULT_QUANT, seed: int = 0, f
             if name and entry.name != name:
                 entry = _register(manifest, replace(entry, name=_check_name(name)), explicit_name=True, force=force)
             return _to_resolved(entry, parsed.ref)
-        result = synthesize_file(s, dest, quant=quant, seed=seed, progress=progress)
+        orphan = None if force else _orphan_twin(dest, s.name, quant, seed)
+        if orphan is not None:  # the file is there but the manifest lost it: register, don't remake
+            sha, size = orphan
+        else:
+            result = synthesize_file(s, dest, quant=quant, seed=seed, progress=progress)
+            sha, size = result.sha256, result.size_bytes
         entry = ModelEntry(name=_check_name(name) if name else parsed.default_name, path=str(dest.resolve()),
-                           sha256=result.sha256, size_bytes=result.size_bytes, source=parsed.source or "",
+                           sha256=sha, size_bytes=size, source=parsed.source or "",
                            synthetic=True, shape=s.name, quant=quant, seed=seed, arch=s.arch)
         entry = _register(manifest, entry, explicit_name=name is not None, force=force)
     return _to_resolved(entry, parsed.ref)
+
+
+def _orphan_twin(dest: Path, shape: str, quant: str, seed: int) -> tuple[str, int] | None:
+    """(sha256, size) of an existing, complete twin file at ``dest`` that matches; None otherwise."""
+    if not dest.exists():
+        return None
+    try:
+        info = read_gguf_info(dest)
+    except ModelError:
+        return None
+    md = info.metadata
+    if md.get("energybench.shape") != shape or md.get("energybench.seed") != seed or info.quant != quant:
+        return None
+    return sha256_file(dest), dest.stat().st_size
 
 
 def _fetch_remote(parsed: ParsedRef, *, sha256: str | None, name: str | None, force: bool,
@@ -329,7 +348,13 @@ def _fetch_remote(parsed: ParsedRef, *, sha256: str | None, name: str | None, fo
             entry = _lookup(manifest, parsed)  # another process may have finished it meanwhile
             if entry is not None and not force and _entry_usable(entry) and expected in (None, entry.sha256):
                 return _to_resolved(entry, parsed.ref)
-            digest, info = http_download(parsed.url, dest, expected_sha256=expected, progress=progress, lock=False)
+            reuse = None if force or not dest.exists() else _valid_or_none(dest)
+            digest = sha256_file(dest) if reuse is not None else ""
+            if reuse is not None and expected in (None, digest):
+                info = reuse  # downloaded before, but the manifest lost it: register it again
+            else:
+                digest, info = http_download(parsed.url, dest, expected_sha256=expected, progress=progress,
+                                             lock=False)
             path = dest
     else:
         if parsed.kind == "alias":
@@ -356,6 +381,13 @@ def _fetch_remote(parsed: ParsedRef, *, sha256: str | None, name: str | None, fo
                        quant=quant, seed=_int_or_none(info.metadata.get("energybench.seed")), arch=info.architecture)
     entry = _register(manifest, entry, explicit_name=name is not None, force=force)
     return _to_resolved(entry, parsed.ref)
+
+
+def _valid_or_none(path: Path) -> GGUFInfo | None:
+    try:
+        return read_gguf_info(path)
+    except ModelError:
+        return None
 
 
 def _delete_hf_file(path: Path) -> None:
