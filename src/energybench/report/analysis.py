@@ -1,0 +1,281 @@
+"""From result sets to everything a report shows: run metrics, configuration statistics, domains,
+recommendations, Pareto front and warnings. Pure computation: no printing, no files written."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from energybench.report import metrics as M
+from energybench.report.best import Recommendation, recommend, with_pareto
+from energybench.report.fmt import fmt_num
+from energybench.report.load import ResultSet, idle_power_from_metadata
+from energybench.report.stats import DEFAULT_N_BOOT, config_stats, config_warnings
+
+#: Metrics with a bootstrap CI per configuration.
+CI_METRICS: tuple[str, ...] = (
+    "j_per_out_token", "j_per_out_token_net", "j_per_token", "j_per_token_net", "out_tokens_per_j",
+    "energy_j", "avg_power_w", "edp_js", "ed2p_js2", "edp_per_token_js", "ed2p_per_token_js2",
+    "e2e_s", "ttft_ms", "prefill_tok_s", "decode_tok_s", "race_energy_j",
+)
+#: Metrics reported as the median only.
+MEDIAN_METRICS: tuple[str, ...] = (
+    "energy_net_j", "prefill_energy_j", "decode_energy_j", "prefill_energy_frac", "prefill_j_per_token",
+    "decode_j_per_token", "tokens_per_j", "roofline_frac", "decode_bytes_s", "race_idle_energy_j",
+    "itl_p50_ms", "itl_p95_ms", "idle_power_w", "n_prompt_tokens", "n_gen_tokens",
+)
+PEAK_METRICS: tuple[str, ...] = ("peak_power_w",)
+
+
+@dataclass
+class Analysis:
+    """Everything derived from the result sets."""
+
+    sets: list[ResultSet]
+    runs: pl.DataFrame  # every run, with metrics, ``set`` and ``workload``
+    cfg: pl.DataFrame  # one row per (set, point_id)
+    domains: pl.DataFrame  # per (set, point_id, domain)
+    provenance: pl.DataFrame  # per (set, domain, meter)
+    recommendations: list[Recommendation]
+    warnings: list[str]
+    varied: list[str]  # knob columns that take more than one value
+    workloads: list[str]  # most runs first
+    windows: dict[str, float]  # workload -> race-to-sleep window T (s)
+    window_source: str
+    bandwidth: dict[str, tuple[float | None, str]]  # set -> (GB/s, where it came from)
+    timeline_runs: list[tuple[str, str, str]] = field(default_factory=list)  # (set, run_id, why)
+
+    @property
+    def valid(self) -> pl.DataFrame:
+        return self.runs.filter((pl.col("status") == "ok") & ~pl.col("is_warmup").fill_null(False))
+
+    @property
+    def multi_set(self) -> bool:
+        return len(self.sets) > 1
+
+
+#: Order in which knobs are preferred when several vary together (ubatch follows batch, mode follows ngl).
+KNOB_PREFERENCE = ("n_threads", "n_gpu_layers", "n_batch", "n_ubatch", "n_threads_batch", "flash_attn", "n_ctx",
+                   "repack", "backend", "backend_mode")
+
+
+def independent_knobs(cfg: pl.DataFrame, knobs: Sequence[str]) -> list[str]:
+    """The knobs that vary, minus those determined by the ones already chosen (in
+    :data:`KNOB_PREFERENCE` order): with ubatch = min(batch, 512) only ``n_batch`` is shown."""
+    ordered = [k for k in KNOB_PREFERENCE if k in knobs] + [k for k in knobs if k not in KNOB_PREFERENCE]
+    chosen: list[str] = []
+    n_combos = 1
+    for k in ordered:
+        if cfg.select(pl.col(k).drop_nulls().n_unique()).item() <= 1:
+            continue
+        n = cfg.select([*chosen, k]).unique().height
+        if n > n_combos:
+            chosen.append(k)
+            n_combos = n
+    return chosen
+
+
+def _top_level_idle(meta: dict[str, Any]) -> float | None:
+    """Sum of idle power over top-level domains (nested ones, e.g. RAPL core, are inside another)."""
+    idle = idle_power_from_metadata(meta)
+    if not idle:
+        return None
+    nested = set()
+    for meter in meta.get("meters") or []:
+        if isinstance(meter, dict):
+            for d in meter.get("domains") or []:
+                if isinstance(d, dict) and d.get("parent"):
+                    nested.add(d.get("name"))
+    return float(sum(v for k, v in idle.items() if k not in nested))
+
+
+def _workload_expr() -> pl.Expr:
+    prompt = pl.when(pl.col("prompt_suite").is_not_null()).then(
+        pl.concat_str([pl.col("prompt_suite"), pl.lit("/"), pl.col("prompt_id").fill_null("?")]))
+    prompt = prompt.when(pl.col("prompt_id").is_not_null()).then(pl.col("prompt_id"))
+    prompt = prompt.otherwise(pl.concat_str([pl.lit("prompt "), pl.col("n_prompt").cast(pl.String).fill_null("?"),
+                                             pl.lit(" tok")]))
+    return pl.concat_str([
+        pl.col("model_name").fill_null(pl.col("model")).fill_null("model?"), pl.lit(" | "), prompt,
+        pl.lit(" | gen "), pl.col("n_gen").cast(pl.String).fill_null("?"),
+    ]).alias("workload")
+
+
+def _prepare(rs: ResultSet, bandwidth: float | None) -> pl.LazyFrame:
+    idle = _top_level_idle(rs.metadata)
+    lf = rs.runs.lazy().with_columns(
+        set=pl.lit(rs.label),
+        idle_power_w=pl.col("idle_power_w").fill_null(pl.lit(idle, dtype=pl.Float64)),
+        _bw=pl.lit(bandwidth, dtype=pl.Float64),
+    )
+    return lf
+
+
+def analyze(sets: Sequence[ResultSet], *, window_s: float | None = None, n_boot: int = DEFAULT_N_BOOT,
+            seed: int = 0, measured_bandwidth_gbs: float | None = None) -> Analysis:
+    """Compute every table of the report. ``measured_bandwidth_gbs`` fills sets whose metadata lacks it."""
+    sets = list(sets)
+    warnings: list[str] = []
+    bandwidth: dict[str, tuple[float | None, str]] = {}
+    for rs in sets:
+        if rs.memory_bandwidth_gbs is not None:
+            bandwidth[rs.label] = (rs.memory_bandwidth_gbs, "metadata.json (memory_bandwidth_gbs)")
+        elif measured_bandwidth_gbs is not None:
+            bandwidth[rs.label] = (measured_bandwidth_gbs, "measured now by the report (numpy copy) -- "
+                                                           "valid only if this is the machine that ran the sweep")
+        else:
+            bandwidth[rs.label] = (None, "missing")
+    lf = pl.concat([_prepare(rs, bandwidth[rs.label][0]) for rs in sets], how="vertical_relaxed")
+    lf = M.run_metrics(lf, memory_bandwidth_gbs=pl.col("_bw")).with_columns(_workload_expr())
+    runs = lf.collect()
+
+    valid_lf = M.valid_runs(runs.lazy())
+    if window_s is not None:
+        win = runs.select("workload").unique().with_columns(race_window_s=pl.lit(float(window_s)))
+        window_source = f"set with --window ({fmt_num(window_s)} s)"
+    else:
+        win = M.default_race_window(valid_lf, ["workload"]).collect()
+        window_source = "the slowest configuration's median end-to-end time, per workload"
+    runs = M.with_race_to_sleep(runs.lazy().join(win.lazy(), on="workload", how="left"),
+                                pl.col("race_window_s")).collect()
+    windows = {r["workload"]: r["race_window_s"] for r in win.iter_rows(named=True)
+               if r["race_window_s"] is not None}
+    valid = M.valid_runs(runs.lazy()).collect()
+
+    keys = ["set", "point_id"]
+    knobs = [k for k in M.KNOB_COLUMNS if k in runs.columns]
+    wcols = ["workload", *M.WORKLOAD_COLUMNS, "model", "model_sha256", "model_size_bytes"]
+    base = (runs.group_by(keys).agg(
+        *[pl.col(c).drop_nulls().first() for c in [*knobs, *wcols]],
+        n_runs=pl.len(),
+        n_failed=(pl.col("status") != "ok").sum(),
+        n_warmup=pl.col("is_warmup").fill_null(False).sum(),
+        first_point_index=pl.col("point_index").min(),
+        errors=pl.col("error").drop_nulls().unique().head(3),
+    ))
+    flags = valid.group_by(keys).agg(
+        n_short_window=pl.col("flag_short_window").fill_null(False).sum(),
+        n_throttled=pl.col("flag_throttled").fill_null(False).sum(),
+        any_estimate=(pl.col("flag_estimate").fill_null(False) | (pl.col("energy_source") == "estimate")).any(),
+        any_synthetic=(pl.col("model_synthetic").fill_null(False) | pl.col("flag_synthetic_model").fill_null(False)).any(),
+        has_energy=pl.col("has_energy").any(),
+        energy_sources=pl.col("energy_source").drop_nulls().unique().sort().str.join(","),
+        **{m: pl.col(m).median() for m in MEDIAN_METRICS if m in valid.columns},
+        **{m: pl.col(m).max() for m in PEAK_METRICS},
+        race_window_s=pl.col("race_window_s").first(),
+    )
+    stats = config_stats(valid, keys, CI_METRICS, n_boot=n_boot, seed=seed)
+    cfg = (base.join(flags, on=keys, how="left").join(stats, on=keys, how="left")
+           .with_columns(n_reps=pl.col("n_reps").fill_null(0),
+                         n_short_window=pl.col("n_short_window").fill_null(0),
+                         n_throttled=pl.col("n_throttled").fill_null(0),
+                         any_estimate=pl.col("any_estimate").fill_null(False),
+                         any_synthetic=pl.col("any_synthetic").fill_null(False),
+                         has_energy=pl.col("has_energy").fill_null(False)))
+    # metric columns absent because no valid run exists yet
+    missing = [m for m in (*CI_METRICS, *MEDIAN_METRICS) if m not in cfg.columns]
+    cfg = cfg.with_columns([pl.lit(None, dtype=pl.Float64).alias(m) for m in missing])
+    cfg = cfg.with_columns(warnings=config_warnings(cfg))
+    cfg = with_pareto(cfg, group_cols=["set", "workload"])
+    sort_cols = ["set", "workload", *[k for k in ("n_gpu_layers", "n_threads", "n_batch", "n_ubatch") if k in cfg.columns]]
+    cfg = cfg.sort(sort_cols, nulls_last=True)
+
+    varied = independent_knobs(cfg, knobs)
+    shown = varied or [k for k in ("n_threads", "n_gpu_layers", "n_batch") if k in knobs]
+    workloads = (valid.group_by("workload").len().sort(["len", "workload"], descending=[True, False])["workload"].to_list()
+                 or cfg["workload"].drop_nulls().unique().sort().to_list())
+
+    def values(set_name: str, point_id: str, metric: str) -> np.ndarray | None:
+        if metric not in valid.columns:
+            return None
+        df = valid.filter((pl.col("set") == set_name) & (pl.col("point_id") == point_id))
+        return df[metric].cast(pl.Float64).drop_nulls().to_numpy()
+
+    recs = recommend(cfg, values, group_cols=["set", "workload"], knob_cols=shown, fmt=fmt_num,
+                     n_boot=n_boot, seed=seed)
+
+    runs_lf = runs.lazy()
+    domains = M.domain_summary(runs_lf).collect()
+    provenance = M.domain_provenance(runs_lf).collect()
+
+    warnings.extend(_global_warnings(sets, runs, valid, cfg, bandwidth, windows, window_s))
+    timeline = _timeline_runs(valid, cfg, recs)
+    return Analysis(sets=sets, runs=runs, cfg=cfg, domains=domains, provenance=provenance, recommendations=recs,
+                    warnings=warnings, varied=varied, workloads=workloads, windows=windows,
+                    window_source=window_source, bandwidth=bandwidth, timeline_runs=timeline)
+
+
+def _global_warnings(sets: Sequence[ResultSet], runs: pl.DataFrame, valid: pl.DataFrame, cfg: pl.DataFrame,
+                     bandwidth: dict[str, tuple[float | None, str]], windows: dict[str, float],
+                     window_s: float | None) -> list[str]:
+    out: list[str] = []
+    multi = len(sets) > 1
+    for rs in sets:
+        p = f"[{rs.label}] " if multi else ""
+        r = runs.filter(pl.col("set") == rs.label)
+        v = valid.filter(pl.col("set") == rs.label)
+        if rs.synthetic_data:
+            out.append(f"{p}synthetic data: written by {rs.metadata.get('generator')}, not measured on any machine")
+        if r.height == 0:
+            out.append(f"{p}no runs yet in {rs.root}: nothing to report (is the sweep still starting?)")
+            continue
+        if rs.in_progress:
+            out.append(f"{p}sweep in progress or interrupted: {r.height} runs so far, not yet consolidated "
+                       "(parts/ only); numbers will change as runs arrive")
+        if v.height == 0:
+            out.append(f"{p}no finished repetition yet (only warm-ups or failed runs): no statistics")
+        n_failed = r.filter(pl.col("status") != "ok").height
+        if n_failed:
+            out.append(f"{p}{n_failed} failed run(s) excluded from the statistics (see the 'failed' column)")
+        if v.height and not v["has_energy"].any():
+            out.append(f"{p}no energy measured in any run (no usable meter): only latency metrics are reported")
+        elif v.height and (v["energy_source"] == "estimate").any():
+            out.append(f"{p}energy of {(v['energy_source'] == 'estimate').sum()} runs is an *estimate* "
+                       "(TDP x CPU load; -60 % to +190 % error against RAPL), not a measurement")
+        if v.height and v["has_energy"].any() and v["idle_power_w"].is_null().all():
+            out.append(f"{p}no idle baseline: net energy and race-to-sleep E(T) are unavailable")
+        if bandwidth[rs.label][0] is None and v.height:
+            out.append(f"{p}no memory_bandwidth_gbs in metadata.json: decode roofline omitted "
+                       "(the runner records it; or rerun the report with --measure-bandwidth on the same machine)")
+        if v.height and v["model_synthetic"].fill_null(False).any():
+            out.append(f"{p}synthetic model (random weights): latency and energy are real, generated text is not")
+        bad = cfg.filter((pl.col("set") == rs.label) & (pl.col("n_reps") > 0) & (pl.col("n_reps") < 10)).height
+        if bad:
+            out.append(f"{p}{bad} configuration(s) have fewer than 10 repetitions: their CIs are rough")
+    if window_s is not None:
+        slow = (valid.group_by(["workload", "set", "point_id"]).agg(pl.col("e2e_s").median())
+                .filter(pl.col("e2e_s") > window_s))
+        if slow.height:
+            out.append(f"--window {fmt_num(window_s)} s is shorter than {slow.height} configuration(s)' time "
+                       f"(up to {fmt_num(slow['e2e_s'].max())} s): they get no E(T); use a window >= the slowest")
+    return out
+
+
+def _timeline_runs(valid: pl.DataFrame, cfg: pl.DataFrame, recs: list[Recommendation]) -> list[tuple[str, str, str]]:
+    """A handful of runs for the power timeline: per set, the median run of the lowest-J/token
+    configuration of the main workload, and of the fastest one when it differs."""
+    out: list[tuple[str, str, str]] = []
+    seen: set[tuple[str, str]] = set()
+    for set_name in cfg["set"].unique(maintain_order=True).to_list():
+        rs_recs = [r for r in recs if r.set == set_name]
+        if not rs_recs:
+            continue
+        main = rs_recs[0].workload
+        for obj, why in (("j_per_token", "lowest J/token"), ("latency", "lowest latency")):
+            rec = next((r for r in rs_recs if r.workload == main and r.objective == obj), None)
+            if rec is None or (set_name, rec.best.point_id) in seen:
+                continue
+            seen.add((set_name, rec.best.point_id))
+            runs = valid.filter((pl.col("set") == set_name) & (pl.col("point_id") == rec.best.point_id))
+            if runs.height == 0:
+                continue
+            target = runs[rec.metric].median()
+            pick = runs.with_columns(_d=(pl.col(rec.metric) - target).abs()).sort("_d").row(0, named=True)
+            out.append((set_name, pick["run_id"], f"{why}: median run of its configuration"))
+        if len(out) >= 4:
+            break
+    return out

@@ -1,0 +1,230 @@
+"""``build_report``: result directories in, ``report.md`` + ``report.html`` + figures (+ CSV) out.
+
+Speed (``benchmarks/bench_report.py``: 10,000 runs, 1,000,000 samples): runs are read once, every
+metric is a polars expression, the bootstrap is vectorised, figures are drawn from configuration
+aggregates (samples are read for the few timeline runs only), and figures render in worker
+processes that import plotnine while the main process reads and analyses the data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from energybench.errors import UsageError
+from energybench.report.analysis import Analysis, analyze
+from energybench.report.bandwidth import measure_memory_bandwidth
+from energybench.report.best import Recommendation
+from energybench.report.figures import FIGURES, FigureFile, build_figures, save_figures
+from energybench.report.load import ResultSet, load_result_set, unique_labels
+from energybench.report.render import render_html, render_markdown, summary_dict
+from energybench.report.stats import DEFAULT_N_BOOT
+from energybench.results import atomic_write_bytes, atomic_write_json
+
+FORMATS = ("md", "html", "json")
+EXPORTS = ("csv",)
+FIGURE_FORMATS = ("png", "svg")
+
+
+@dataclass
+class ReportSummary:
+    """What ``build_report`` produced, and the summary a CI job reads."""
+
+    out_dir: Path
+    files: dict[str, Path]  # "md" | "html" | "json" -> path
+    figures: list[str]
+    exports: list[Path]
+    summary: dict[str, Any]
+    warnings: list[str]
+    recommendations: list[Recommendation]
+    n_runs: int
+    analysis: Analysis | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"out_dir": str(self.out_dir), "files": {k: str(v) for k, v in self.files.items()},
+                "exports": [str(p) for p in self.exports], **self.summary}
+
+
+# ----------------------------------------------------------------------------- figure workers
+
+
+def _worker_init() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import plotnine  # noqa: F401 - the slow import, done while the parent analyses
+
+
+def _figure_task(a: Analysis, name: str, out_dir: Path, formats: tuple[str, ...]) -> FigureFile | None:
+    plots = build_figures(a, [name])
+    files = save_figures(plots, out_dir, formats=formats)
+    return files[0] if files else None
+
+
+def _slim(a: Analysis) -> Analysis:
+    """The analysis without what figures never read (keeps pickling to workers cheap)."""
+    keep = {(s, r) for s, r, _ in a.timeline_runs}
+    runs = a.runs.filter(pl.col("set").is_in([s for s, _ in keep]) & pl.col("run_id").is_in([r for _, r in keep])) \
+        if keep else a.runs.head(0)
+    runs = runs.drop(["token_t_ns", "domains", "stderr_tail"], strict=False)
+    sets = [dataclasses.replace(rs, runs=rs.runs.head(0)) for rs in a.sets]
+    return dataclasses.replace(a, runs=runs, sets=sets, domains=a.domains.head(0), provenance=a.provenance.head(0))
+
+
+class FigurePool:
+    """Worker processes for figures, started early so plotnine imports overlap the analysis."""
+
+    def __init__(self, jobs: int) -> None:
+        import multiprocessing
+
+        self.jobs = jobs
+        self.executor: ProcessPoolExecutor | None = None
+        try:
+            self.executor = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=_worker_init)
+            self._warm = [self.executor.submit(os.getpid) for _ in range(jobs)]
+        except (OSError, ValueError, RuntimeError):  # no processes here: draw in-process
+            self.executor = None
+
+    def render(self, a: Analysis, out_dir: Path, formats: tuple[str, ...]) -> list[FigureFile]:
+        if self.executor is None:
+            return save_figures(build_figures(a), out_dir, formats=formats)
+        slim = _slim(a)
+        futures: list[Future[FigureFile | None]] = [
+            self.executor.submit(_figure_task, slim, name, out_dir, formats) for name in FIGURES]
+        out = []
+        for f in futures:
+            res = f.result()
+            if res is not None:
+                out.append(res)
+        return out
+
+    def close(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+            self.executor = None
+
+
+def default_figure_jobs() -> int:
+    """Worker processes for figures: 2 where two CPUs exist, else 0 (draw in-process)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    return 2 if n >= 2 else 0
+
+
+# ----------------------------------------------------------------------------- the report
+
+
+def _check_options(formats: Iterable[str], export: Iterable[str], figure_formats: Iterable[str],
+                   window_s: float | None, n_boot: int) -> None:
+    for f in formats:
+        if f not in FORMATS:
+            raise UsageError(f"unknown report format {f!r}", hint=f"use one of {', '.join(FORMATS)}")
+    for e in export:
+        if e not in EXPORTS:
+            raise UsageError(f"unknown export {e!r}", hint=f"use one of {', '.join(EXPORTS)}")
+    for f in figure_formats:
+        if f not in FIGURE_FORMATS:
+            raise UsageError(f"unknown figure format {f!r}", hint=f"use one of {', '.join(FIGURE_FORMATS)}")
+    if window_s is not None and not window_s > 0:
+        raise UsageError(f"--window {window_s} must be a positive number of seconds",
+                         hint="omit it to use the slowest configuration's time")
+    if n_boot < 100:
+        raise UsageError(f"n_boot={n_boot} is too small", hint="use at least 1000 bootstrap resamples")
+
+
+def load_sets(dirs: Sequence[Path | str], labels: Sequence[str] | None = None) -> list[ResultSet]:
+    """Read every result directory (ResultsError for one that is not a results directory)."""
+    if not dirs:
+        raise UsageError("no results directory given", hint="energybench report DIR")
+    paths = [Path(d) for d in dirs]
+    labels = list(labels) if labels else unique_labels(paths)
+    if len(labels) != len(paths):
+        raise UsageError(f"{len(labels)} labels for {len(paths)} result directories")
+    return [load_result_set(p, lab) for p, lab in zip(paths, labels, strict=True)]
+
+
+def build_report(dirs: Sequence[Path | str], out_dir: Path | str | None = None, *, window_s: float | None = None,
+                 formats: Sequence[str] = FORMATS, figures: bool = True,
+                 figure_formats: Sequence[str] = FIGURE_FORMATS, export: Sequence[str] = (),
+                 measure_bandwidth: bool = False, n_boot: int = DEFAULT_N_BOOT, seed: int = 0,
+                 labels: Sequence[str] | None = None, figure_jobs: int | None = None,
+                 live: dict[str, Any] | None = None) -> ReportSummary:
+    """Analyse result directories and write the report.
+
+    ``dirs``: one results directory, or several to compare side by side. ``out_dir``: default
+    ``<first dir>/report``. ``window_s``: race-to-sleep window T (default: per workload, the slowest
+    configuration's median time). ``formats``: any of md, html, json (summary.json). ``export``:
+    ``("csv",)`` writes the original study's CSVs and our tables. ``measure_bandwidth``: measure the
+    memory bandwidth now for sets whose metadata lacks it. ``figure_jobs``: worker processes for
+    figures (None: 2 where two CPUs exist; 0: draw in this process). ``live``: see ``render_html``.
+    """
+    formats, figure_formats, export = tuple(formats), tuple(figure_formats), tuple(export)
+    _check_options(formats, export, figure_formats, window_s, n_boot)
+    jobs = default_figure_jobs() if figure_jobs is None else max(0, int(figure_jobs))
+    pool = FigurePool(jobs) if figures and jobs >= 1 else None
+    try:
+        sets = load_sets(dirs, labels)
+        out = Path(out_dir) if out_dir is not None else Path(dirs[0]) / "report"
+        out.mkdir(parents=True, exist_ok=True)
+        bw = None
+        if measure_bandwidth and any(rs.memory_bandwidth_gbs is None for rs in sets):
+            bw = measure_memory_bandwidth()
+        a = analyze(sets, window_s=window_s, n_boot=n_boot, seed=seed, measured_bandwidth_gbs=bw)
+        fig_dir = out / "figures"
+        fig_files: list[FigureFile] = []
+        if figures:
+            fig_files = (pool.render(a, fig_dir, figure_formats) if pool is not None
+                         else save_figures(build_figures(a), fig_dir, formats=figure_formats))
+        _remove_stale_figures(fig_dir, {f.name for f in fig_files})
+        exports: list[Path] = []
+        if "csv" in export:
+            from energybench.report.export import export_csv
+
+            exports = export_csv(a, out)
+    finally:
+        if pool is not None:
+            pool.close()
+
+    now = datetime.now(UTC)
+    files: dict[str, Path] = {}
+    summary = summary_dict(a, fig_files)
+    summary["generated_at"] = now.isoformat()
+    if "md" in formats:
+        files["md"] = out / "report.md"
+        atomic_write_bytes(files["md"], render_markdown(a, fig_files, generated_at=now).encode("utf-8"))
+    if "html" in formats:
+        files["html"] = out / "report.html"
+        atomic_write_bytes(files["html"], render_html(a, fig_files, generated_at=now, live=live).encode("utf-8"))
+    if "json" in formats:
+        files["json"] = out / "summary.json"
+        atomic_write_json(files["json"], summary)
+    return ReportSummary(out_dir=out, files=files, figures=[f.name for f in fig_files], exports=exports,
+                         summary=summary, warnings=list(a.warnings), recommendations=list(a.recommendations),
+                         n_runs=a.runs.height, analysis=a)
+
+
+def _remove_stale_figures(fig_dir: Path, keep: set[str]) -> None:
+    """A figure the data no longer supports must not linger from an earlier build."""
+    if not fig_dir.is_dir():
+        return
+    for name in FIGURES:
+        if name in keep:
+            continue
+        for fmt in FIGURE_FORMATS:
+            p = fig_dir / f"{name}.{fmt}"
+            if p.exists():
+                p.unlink()
+    if not any(fig_dir.iterdir()):
+        shutil.rmtree(fig_dir, ignore_errors=True)
