@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import typer
@@ -47,6 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("energybench: interrupted", style="red", highlight=False)
         return 130
+    except Exception as exc:  # a bug: one line, the traceback only on request
+        if os.environ.get("ENERGYBENCH_DEBUG"):
+            raise
+        err_console.print(f"energybench: internal error: {type(exc).__name__}: {exc} "
+                          "(set ENERGYBENCH_DEBUG=1 for the traceback, and please report it)",
+                          style="red", highlight=False, soft_wrap=True)
+        return 1
     return 0
 
 

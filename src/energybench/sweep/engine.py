@@ -215,7 +215,7 @@ def run_sweep(plan: SweepPlan, out_dir: Path, *, resume: bool = False, force: bo
         else:
             store.create(new_meta)
         events("start", {"points": len(plan.points), "runs": n_total, "already_done": len(done_ok),
-                         "out_dir": str(out_dir)})
+                         "out_dir": str(out_dir), "sampler": session.sampler})
         n_idle = len(meta.get("idle_baselines", [])) if resume else 0
         t_idle = time.monotonic()
         idle_s += _idle(session, plan, n_idle)
@@ -338,3 +338,32 @@ def _record_unrunnable(session: Session, point: RunPoint, index: int, pending: l
                "energy_source": "none"}
         session.store.add_run(row)
         return
+
+
+def plan_from_config(config: Any) -> SweepPlan:
+    """The engine's plan from a validated :class:`~energybench.sweep.config.SweepConfig`."""
+    from energybench.sweep.config import config_hash
+    from energybench.sweep.grid import plan as expand_and_order
+
+    r, cd = config.repetitions, config.cooldown
+    if r.fixed is not None:
+        reps = Repetitions(fixed=r.fixed)
+    else:
+        a = r.adaptive
+        reps = Repetitions(fixed=a.max, adaptive=True, target_ci_pct=a.target_ci_pct, min=a.min, max=a.max,
+                           metric=a.metric)
+    if cd.fixed_s is not None:
+        cool = Cooldown(fixed_s=cd.fixed_s)
+    else:
+        u = cd.until_idle
+        cool = Cooldown(until_idle=True, within_pct=u.within_pct, hold_s=u.hold_s, max_s=u.max_s)
+    points = expand_and_order(config)
+    if config.min_window_s:
+        points = [p.with_(min_window_s=config.min_window_s) for p in points]
+    return SweepPlan(
+        name=config.name, points=points, warmup=config.warmup, repetitions=reps, cooldown=cool,
+        idle_baseline_s=config.idle_baseline_s, idle_every_min=config.idle_every_min,
+        max_failures=config.max_failures, meters=None if config.meters == "auto" else list(config.meters),
+        sample_period_s=config.sample_period_ms / 1000.0, cpu_tdp_w=config.cpu_tdp_w,
+        config=config.normalized(), config_hash=config_hash(config),
+    )
