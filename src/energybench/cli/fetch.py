@@ -20,10 +20,10 @@ from rich.table import Table
 from energybench.cli.app import app, console, err_console, print_json
 from energybench.errors import UsageError
 
-_HELP = """Download, register or synthesize a model and record it in the cache.
+_HELP = r"""Download, register or synthesize a model and record it in the cache.
 
-REF is a GGUF path, a cached name, an alias (tinyllama-1.1b-chat:Q4_K_M), hf:OWNER/REPO/FILE.gguf[@REV],
-an https:// URL, or synthetic:SHAPE[:QUANT][@SEED]. --synthetic SHAPE makes a shape twin: the exact
+REF is a GGUF path, a cached name, an alias (tinyllama-1.1b-chat:Q4_K_M), hf:OWNER/REPO/FILE.gguf\[@REV],
+an https:// URL, or synthetic:SHAPE\[:QUANT]\[@SEED]. --synthetic SHAPE makes a shape twin: the exact
 hyperparameters of a real model with seeded random weights (speed and energy only, no quality).
 """
 
@@ -38,8 +38,12 @@ def _size(n: int | None) -> str:
 
 
 @contextmanager
-def _progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int, int | None], None] | None]:
-    """A rich progress bar on stderr, fed by the core's ``progress(done, total)`` callback."""
+def _progress_bar(label: str, enabled: bool, done_label: str | None = None
+                  ) -> Iterator[Callable[[int, int | None], None] | None]:
+    """A rich progress bar on stderr, fed by the core's ``progress(done, total)`` callback.
+
+    ``done_label`` replaces the label once all bytes are done (e.g. while llama.cpp quantizes).
+    """
     if not enabled:
         yield None
         return
@@ -49,6 +53,8 @@ def _progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int, int | No
 
     def update(done: int, total: int | None) -> None:
         bar.update(task, completed=done, total=total)
+        if done_label and total is not None and done >= total:
+            bar.update(task, description=done_label)
 
     with bar:
         yield update
@@ -123,7 +129,9 @@ def fetch(
     if synthetic:
         if sha256 is not None:
             raise UsageError("--sha256 does not apply to --synthetic (the sha256 is computed)")
-        with _progress_bar(f"writing {synthetic} twin", show) as progress:
+        q = (quant or "Q4_K_M").upper()
+        done_label = None if q in ("F16", "F32", "BF16") else f"quantizing to {q} (llama.cpp)"
+        with _progress_bar(f"writing {synthetic} twin", show, done_label) as progress:
             model = synthesize_model(synthetic, quant=quant or "Q4_K_M", seed=seed or 0, force=force, name=name,
                                      progress=progress)
     else:
