@@ -300,6 +300,16 @@ class ResultsStore:
             f.flush()
             os.fsync(f.fileno())
 
+    def remove_stale_temp_files(self) -> int:
+        """Delete temp files a killed writer left behind (never read as results); returns the count."""
+        n = 0
+        for d in (self.root, self.parts):
+            if d.is_dir():
+                for p in d.glob(".*.tmp"):
+                    p.unlink(missing_ok=True)
+                    n += 1
+        return n
+
     def done_run_ids(self) -> set[str]:
         """run_ids whose row is durably on disk (the part file is the truth; the journal a log)."""
         done: set[str] = set()

@@ -164,6 +164,7 @@ def run_sweep(plan: SweepPlan, out_dir: Path, *, resume: bool = False, force: bo
         raise UsageError("the sweep has no points", hint="every grid axis needs at least one value")
     if resume:
         meta = _check_resume(store, plan, force)
+        store.remove_stale_temp_files()
     else:
         if out_dir.exists() and any(out_dir.iterdir()):
             raise UsageError(f"output directory {str(out_dir)!r} already holds results",
