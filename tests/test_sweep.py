@@ -132,5 +132,6 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path, tiny_model):
     # every file reads back; no temp files left as if they were results
     for p in out.rglob("*.parquet"):
         pl.read_parquet(p)
+    assert not list(out.rglob(".*.tmp"))  # a killed writer's temp files are cleaned on resume
     assert read_metadata(out)["status"] == "finished"
     assert len(read_metadata(out)["resumes"]) >= 1
