@@ -12,7 +12,6 @@ import dataclasses
 import os
 import shutil
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,10 +57,23 @@ class ReportSummary:
 
 
 def _worker_init() -> None:
+    """Pay plotnine's import and first-draw costs while the parent reads and analyses the data."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
-    import plotnine  # noqa: F401 - the slow import, done while the parent analyses
+    matplotlib.rcParams["svg.fonttype"] = "none"
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import plotnine as p9
+
+    g = (p9.ggplot(pd.DataFrame({"x": [1.0, 2.0], "y": [1.0, 2.0], "c": ["a", "b"]}), p9.aes("x", "y", color="c"))
+         + p9.geom_line() + p9.geom_point() + p9.facet_wrap("~c") + p9.theme_bw())
+    fig = g.draw()
+    fig.savefig(io.BytesIO(), format="png", dpi=40)
+    fig.savefig(io.BytesIO(), format="svg")
+    plt.close(fig)
 
 
 def _figure_task(a: Analysis, name: str, out_dir: Path, formats: tuple[str, ...]) -> FigureFile | None:
@@ -80,6 +92,10 @@ def _slim(a: Analysis) -> Analysis:
     return dataclasses.replace(a, runs=runs, sets=sets, domains=a.domains.head(0), provenance=a.provenance.head(0))
 
 
+#: Figures in the order workers take them: the slowest first, so two workers finish together.
+_FIGURE_ORDER = ("power_timeline", "batch", "offload", "thread_scaling", "pareto", "race_to_sleep", "edp_heatmap")
+
+
 class FigurePool:
     """Worker processes for figures, started early so plotnine imports overlap the analysis."""
 
@@ -87,31 +103,27 @@ class FigurePool:
         import multiprocessing
 
         self.jobs = jobs
-        self.executor: ProcessPoolExecutor | None = None
+        self.pool: Any = None
         try:
-            self.executor = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                                                initializer=_worker_init)
-            self._warm = [self.executor.submit(os.getpid) for _ in range(jobs)]
+            self.pool = multiprocessing.get_context("spawn").Pool(processes=jobs, initializer=_worker_init)
         except (OSError, ValueError, RuntimeError):  # no processes here: draw in-process
-            self.executor = None
+            self.pool = None
 
     def render(self, a: Analysis, out_dir: Path, formats: tuple[str, ...]) -> list[FigureFile]:
-        if self.executor is None:
+        if self.pool is None:
             return save_figures(build_figures(a), out_dir, formats=formats)
         slim = _slim(a)
-        futures: list[Future[FigureFile | None]] = [
-            self.executor.submit(_figure_task, slim, name, out_dir, formats) for name in FIGURES]
-        out = []
-        for f in futures:
-            res = f.result()
-            if res is not None:
-                out.append(res)
-        return out
+        order = [n for n in _FIGURE_ORDER if n in FIGURES] + [n for n in FIGURES if n not in _FIGURE_ORDER]
+        pending = {name: self.pool.apply_async(_figure_task, (slim, name, out_dir, formats)) for name in order}
+        done = {name: res.get() for name, res in pending.items()}
+        return [done[name] for name in FIGURES if done.get(name) is not None]
 
     def close(self) -> None:
-        if self.executor is not None:
-            self.executor.shutdown(wait=True, cancel_futures=True)
-            self.executor = None
+        """Stop the workers now: their results are in, a graceful exit would only cost time."""
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+            self.pool = None
 
 
 def default_figure_jobs() -> int:

@@ -16,7 +16,8 @@ from energybench.results import SAMPLES_SCHEMA
 #: The columns of the original study's data/latency_results.csv, in its order (§1).
 LATENCY_RESULTS_COLUMNS = ("timestamp", "backend", "prompt_id", "prompt_template", "prompt_length_chars",
                            "latency_ms", "tokens_generated", "energy_joules", "notes")
-#: Our power_logs.csv: one row per meter sample, power in watts for every domain.
+#: Our power_logs.csv: one row per meter sample, power in watts for every domain (for counters: the
+#: average since the previous sample), the counter's cumulative joules, and NVML's aux channels.
 POWER_LOGS_COLUMNS = ("timestamp", "run_id", "meter", "domain", "t_s", "power_w", "energy_j", "sm_clock_mhz",
                       "mem_clock_mhz", "temperature_c", "pstate", "throttle_reasons", "mem_used_bytes")
 
@@ -99,7 +100,7 @@ def power_logs(rs: ResultSet, runs: pl.DataFrame) -> pl.LazyFrame | None:
     ts = (pl.from_epoch(pl.col("t_ns") + int(offset), time_unit="ns").dt.to_string("%Y-%m-%dT%H:%M:%S%.6fZ")
           if isinstance(offset, (int, float)) else pl.lit(None, dtype=pl.String))
     first_t = pl.col("t_ns").min().over("run_id")
-    return (samples_power(scan.with_columns(raw=pl.col("value")))
+    return (samples_power(scan.with_columns(raw=pl.col("value")), stamp="end")
             .join(starts, on="run_id", how="left")
             .with_columns(timestamp=ts,
                           t_s=(pl.col("t_ns") - pl.coalesce(pl.col("t_start_ns"), first_t)) / 1e9,

@@ -171,12 +171,11 @@ def _curve(a: Analysis, x: str, metrics: Sequence[str], title: str, prefer_color
         _as_factor(pdf, color)
     elif a.multi_set:
         _as_factor(pdf, "set")
-    dodge = p9.position_dodge(width=0.0)
     aes = p9.aes(x=x, y="value", color=group, group=group) if (color or a.multi_set) else p9.aes(x=x, y="value")
     g = (p9.ggplot(pdf, aes)
-         + p9.geom_line(size=0.8, position=dodge)
-         + p9.geom_point(size=2.2, position=dodge)
-         + p9.geom_errorbar(p9.aes(ymin="lo", ymax="hi"), width=0.0, size=0.6, position=dodge, na_rm=True)
+         + p9.geom_line(size=0.8)
+         + p9.geom_point(size=2.2)
+         + p9.geom_linerange(p9.aes(ymin="lo", ymax="hi"), size=0.7, na_rm=True)
          + p9.labs(title=title, subtitle=_wrap(subtitle), x=AXES.get(x, x), y="",
                    color=AXES.get(color, color) if color else "set")
          + _theme())
@@ -282,9 +281,9 @@ def fig_pareto(a: Analysis) -> ggplot | None:
     if group:
         _as_factor(pbars, group)
     g = (p9.ggplot(pdf, aes)
-         + p9.geom_errorbar(pbars, p9.aes(ymin="j_per_out_token_lo", ymax="j_per_out_token_hi"), width=0, alpha=0.45,
-                            na_rm=True)
-         + p9.geom_errorbarh(pbars, p9.aes(xmin="e2e_s_lo", xmax="e2e_s_hi"), height=0, alpha=0.45, na_rm=True)
+         + p9.geom_linerange(pbars, p9.aes(ymin="j_per_out_token_lo", ymax="j_per_out_token_hi"), alpha=0.5, na_rm=True)
+         + p9.geom_segment(pbars, p9.aes(x="e2e_s_lo", xend="e2e_s_hi", yend="j_per_out_token"), alpha=0.5,
+                           na_rm=True)
          + p9.geom_point(size=2.0, alpha=0.85)
          + p9.geom_step(data=pfront, mapping=p9.aes(x="e2e_s", y="j_per_out_token", group="set"),
                         color="#111111", size=0.8, direction="vh", inherit_aes=False)

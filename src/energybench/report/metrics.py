@@ -208,18 +208,20 @@ def domain_provenance(lf: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def samples_power(lf: pl.LazyFrame) -> pl.LazyFrame:
+def samples_power(lf: pl.LazyFrame, *, stamp: str = "mid") -> pl.LazyFrame:
     """Power in watts from samples: counters (unit J, cumulative) by differencing, W as they are.
 
     Each counter sample after the first of its (run, meter, domain) gets the average power since
-    the previous one, stamped at the midpoint. Adds ``power_w``, keeps ``t_ns``.
+    the previous one, stamped at the interval's midpoint (``stamp="mid"``, for plots) or left at the
+    sample's own time (``stamp="end"``, for logs). Adds ``power_w``.
     """
     key = ["run_id", "meter", "domain"]
     lf = lf.sort([*key, "t_ns"])
     dt_s = pl.col("t_ns").diff().over(key) / 1e9
     de_j = pl.col("value").diff().over(key)
     counter = pl.col("unit") == "J"
+    t_mid = pl.when(counter).then(pl.col("t_ns") - (pl.col("t_ns").diff().over(key) // 2)).otherwise(pl.col("t_ns"))
     return lf.with_columns(
         power_w=pl.when(counter).then(_safe_div(de_j, dt_s)).otherwise(pl.col("value")),
-        t_ns=pl.when(counter).then(pl.col("t_ns") - (pl.col("t_ns").diff().over(key) // 2)).otherwise(pl.col("t_ns")),
+        t_ns=t_mid if stamp == "mid" else pl.col("t_ns"),
     ).filter(pl.col("power_w").is_not_null())

@@ -373,6 +373,8 @@ code{background:#f1f5f9;padding:1px 4px;border-radius:4px;font-size:12px}
 """
 
 _SORT_JS = """
+window.addEventListener('load',function(){var n=0;document.querySelectorAll('figure img').forEach(function(i){
+  if(i.complete&&i.naturalWidth>0)n++});document.documentElement.setAttribute('data-figures-loaded',String(n));});
 document.querySelectorAll('table.sortable').forEach(function(t){
   t.querySelectorAll('th').forEach(function(th,i){
     th.addEventListener('click',function(){

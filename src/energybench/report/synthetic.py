@@ -271,7 +271,9 @@ def generate_results(root: Path | str, spec: SyntheticSpec | None = None, *,
     rng = np.random.default_rng(spec.seed)
     sweep_id = f"syn{spec.seed:04d}"
     sha = hashlib.sha256(f"{MODEL_REF}:{spec.seed}".encode()).hexdigest()
-    clock_offset_ns = 1_736_150_000_000_000_000 - 10**12
+    t_first_ns = 10**12  # monotonic clock at the first run
+    started = datetime(2025, 1, 6, 9, 0, 5, tzinfo=UTC)
+    clock_offset_ns = int(started.timestamp()) * 10**9 - t_first_ns  # wall = monotonic + offset
     store = ResultsStore(root)
     store.create(_metadata(spec, sweep_id, sha, clock_offset_ns))
     doms = _domains_meta(spec)
@@ -289,8 +291,7 @@ def generate_results(root: Path | str, spec: SyntheticSpec | None = None, *,
     failed_at = {(i // n_per_point) * n_per_point + max(i % n_per_point, spec.warmups) for i in failed_at}
 
     counters = {d["name"]: 1000.0 * rng.random() for d in doms}
-    t_ns = 10**12  # monotonic clock at the first run
-    started = datetime(2025, 1, 6, 9, 0, 5, tzinfo=UTC)
+    t_ns = t_first_ns
     rows: list[dict[str, Any]] = []
     sample_frames: list[pl.DataFrame] = []
     sample_cols: dict[str, list[np.ndarray]] = {}
@@ -458,10 +459,32 @@ def spec_for_size(n_runs: int, n_samples: int, *, seed: int = 0) -> SyntheticSpe
     n_prompts = max(1, math.ceil(n_runs / (per_point * n_points_grid)))
     prompts = tuple((s, f"{s}-{i + 1:02d}", n) for i in range(n_prompts)
                     for s, _, n in DEFAULT_PROMPTS)[:n_prompts]
-    total = n_points_grid * n_prompts * per_point
+    total = min(n_points_grid * n_prompts * per_point, n_runs)
     n_domains = 3
     per_domain = max(2, round(n_samples / (total * n_domains)))
     return SyntheticSpec(seed=seed, threads=threads, n_gpu_layers=ngl, n_batch=batch, prompts=prompts,
                          reps=10, warmups=1, n_failed=5, noisy_points=3, samples_per_domain=per_domain,
                          max_runs=n_runs)
 
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m energybench.report.synthetic DIR [--seed N] [--layout parts|consolidated|bulk] [--runs N
+    --samples N]``: write a synthetic results directory (for trying ``energybench report``)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m energybench.report.synthetic", description=main.__doc__)
+    ap.add_argument("dir", type=Path)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--layout", choices=("parts", "consolidated", "bulk"), default="consolidated")
+    ap.add_argument("--runs", type=int, default=None, help="about this many runs (with --samples)")
+    ap.add_argument("--samples", type=int, default=1_000_000)
+    ns = ap.parse_args(argv)
+    spec = spec_for_size(ns.runs, ns.samples, seed=ns.seed) if ns.runs else SyntheticSpec(seed=ns.seed)
+    info = generate_results(ns.dir, spec, layout=ns.layout)
+    print(f"wrote {info.n_runs} runs, {info.n_samples} samples, {info.n_points} configurations to {info.root}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
