@@ -84,8 +84,8 @@ def _top_level_idle(meta: dict[str, Any]) -> float | None:
     idle = idle_power_from_metadata(meta)
     if not idle:
         return None
-    nested = set()
-    for meter in meta.get("meters") or []:
+    nested = {d.get("name") for d in meta.get("domains") or [] if isinstance(d, dict) and d.get("parent")}
+    for meter in meta.get("meters") or []:  # older layout: domains listed under each meter
         if isinstance(meter, dict):
             for d in meter.get("domains") or []:
                 if isinstance(d, dict) and d.get("parent"):
@@ -94,7 +94,10 @@ def _top_level_idle(meta: dict[str, Any]) -> float | None:
 
 
 def _workload_expr() -> pl.Expr:
-    prompt = pl.when(pl.col("prompt_suite").is_not_null()).then(
+    # suite prompts read "suite/id"; ids that already carry their kind ("synthetic:64") stand alone
+    own = pl.col("prompt_id").is_not_null() & (
+        pl.col("prompt_suite").is_null() | pl.col("prompt_id").str.starts_with(pl.col("prompt_suite").fill_null("") + ":"))
+    prompt = pl.when(own).then(pl.col("prompt_id")).when(pl.col("prompt_suite").is_not_null()).then(
         pl.concat_str([pl.col("prompt_suite"), pl.lit("/"), pl.col("prompt_id").fill_null("?")]))
     prompt = prompt.when(pl.col("prompt_id").is_not_null()).then(pl.col("prompt_id"))
     prompt = prompt.otherwise(pl.concat_str([pl.lit("prompt "), pl.col("n_prompt").cast(pl.String).fill_null("?"),

@@ -23,34 +23,30 @@ POWER_LOGS_COLUMNS = ("timestamp", "run_id", "meter", "domain", "t_s", "power_w"
 
 
 @lru_cache(maxsize=64)
-def _suite_lengths(suite: str) -> dict[str, int]:
-    """prompt id -> length in characters, from the shipped prompt suites (empty if unavailable)."""
+def _suite_prompts(suite: str) -> dict[str, tuple[int, str]]:
+    """prompt id -> (length in characters, template), from the shipped prompt suites (empty if unknown)."""
     try:
-        from energybench.prompts import load_suite  # type: ignore[import-not-found]
-    except ImportError:
+        from energybench.prompts import load_suite
+    except ImportError:  # pragma: no cover - the prompts package ships with energybench
         return {}
     try:
         prompts = load_suite(suite)
-    except Exception:  # noqa: BLE001 - an unknown suite just has no lengths
+    except Exception:  # noqa: BLE001 - an unknown suite (e.g. "synthetic") just has no texts
         return {}
-    out = {}
-    for p in prompts:
-        pid = getattr(p, "id", None) or (p.get("id") if isinstance(p, dict) else None)
-        text = getattr(p, "text", None) or (p.get("text") if isinstance(p, dict) else None)
-        if pid is not None and text is not None:
-            out[str(pid)] = len(text)
-    return out
+    return {p.id: (len(p.text), p.template) for p in prompts}
 
 
 def latency_results(runs: pl.DataFrame, knobs: list[str]) -> pl.DataFrame:
     """The original study's latency_results.csv rows: one per run (warm-ups and failures noted).
 
-    ``backend`` is the backend and its mode (``llama.cpp/cpu``); ``tokens_generated`` counts tokens
+    ``backend`` is the backend and its mode (``llama.cpp/cpu``); ``prompt_template`` and
+    ``prompt_length_chars`` come from the shipped suite (a synthetic prompt has no text: its template is
+    the suite name and its length empty, its token count is in ``notes``); ``tokens_generated`` counts tokens
     (not words, the original's flaw); ``energy_joules`` is the gross measured energy of the run
     window (empty when none); ``notes`` carries the configuration, repetition and flags.
     """
-    lengths = [(_suite_lengths(s).get(p) if s and p else None)
-               for s, p in zip(runs["prompt_suite"].to_list(), runs["prompt_id"].to_list(), strict=True)]
+    found = [(_suite_prompts(s).get(p) if s and p else None) or (None, None)
+             for s, p in zip(runs["prompt_suite"].to_list(), runs["prompt_id"].to_list(), strict=True)]
     knob_txt = pl.concat_str([pl.format(f"{k}={{}}", pl.col(k).cast(pl.String).fill_null("")) for k in knobs],
                              separator=" ") if knobs else pl.lit("")
     flags = pl.concat_list([
@@ -61,18 +57,21 @@ def latency_results(runs: pl.DataFrame, knobs: list[str]) -> pl.DataFrame:
         pl.when(pl.col("flag_throttled").fill_null(False)).then(pl.lit("throttled")),
         pl.when(pl.col("model_synthetic").fill_null(False)).then(pl.lit("synthetic model")),
     ]).list.drop_nulls().list.join("; ")
+    runs = runs.with_columns(_template=pl.Series([f[1] for f in found], dtype=pl.String),
+                             _chars=pl.Series([f[0] for f in found], dtype=pl.Int64))
     return runs.select(
         timestamp=pl.col("started_at").dt.to_string("%Y-%m-%dT%H:%M:%S%.6fZ"),
         backend=pl.concat_str([pl.col("backend").fill_null("llama.cpp"), pl.col("backend_mode")], separator="/",
                               ignore_nulls=True),
         prompt_id=pl.col("prompt_id").fill_null(pl.format("synthetic-{}", pl.col("n_prompt"))),
-        prompt_template=pl.col("prompt_suite").fill_null("synthetic"),
-        prompt_length_chars=pl.Series(lengths, dtype=pl.Int64),
+        prompt_template=pl.col("_template").fill_null(pl.col("prompt_suite").fill_null("synthetic")),
+        prompt_length_chars=pl.col("_chars"),
         latency_ms=pl.when(pl.col("status") == "ok").then(pl.col("e2e_ms")),
         tokens_generated=pl.col("n_gen_tokens"),
         energy_joules=pl.col("energy_j"),
-        notes=pl.concat_str([pl.format("run={} point={} rep={}", pl.col("run_id"), pl.col("point_id"),
-                                       pl.col("rep_index")), knob_txt, flags], separator="; ", ignore_nulls=True),
+        notes=pl.concat_str([pl.format("run={} point={} rep={} prompt_tokens={}", pl.col("run_id"), pl.col("point_id"),
+                                       pl.col("rep_index"), pl.col("n_prompt_tokens")), knob_txt, flags],
+                            separator="; ", ignore_nulls=True),
     )
 
 

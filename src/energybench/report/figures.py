@@ -10,6 +10,7 @@ at the value of the best configuration (said in the subtitle).
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,8 +173,11 @@ def _curve(a: Analysis, x: str, metrics: Sequence[str], title: str, prefer_color
     elif a.multi_set:
         _as_factor(pdf, "set")
     aes = p9.aes(x=x, y="value", color=group, group=group) if (color or a.multi_set) else p9.aes(x=x, y="value")
+    # lines only through groups with two points or more (a lone point has nothing to join)
+    line_keys = ["metric", "set"] + ([color] if color else [])
+    sizes = pdf.groupby(line_keys, observed=True)["value"].transform("count")
     g = (p9.ggplot(pdf, aes)
-         + p9.geom_line(size=0.8)
+         + p9.geom_line(data=pdf[sizes >= 2], size=0.8)
          + p9.geom_point(size=2.2)
          + p9.geom_linerange(p9.aes(ymin="lo", ymax="hi"), size=0.7, na_rm=True)
          + p9.labs(title=title, subtitle=_wrap(subtitle), x=AXES.get(x, x), y="",
@@ -399,6 +403,7 @@ def fig_power_timeline(a: Analysis) -> ggplot | None:
          + p9.geom_rect(data=prect, mapping=p9.aes(xmin="xmin", xmax="xmax", fill="phase"), ymin=-np.inf, ymax=np.inf,
                         alpha=0.18, inherit_aes=False)
          + p9.geom_line(p9.aes(color="domain"), size=0.7)
+         + p9.geom_point(p9.aes(color="domain"), size=0.9)
          + p9.scale_fill_manual(values={"prefill": "#ff7f0e", "decode": "#1f77b4"})
          + p9.scale_color_manual(values=PALETTE * 4)
          + p9.facet_grid("domain ~ run", scales="free_y")
@@ -450,7 +455,10 @@ def save_figures(plots: dict[str, Any], out_dir: Path, *, formats: Sequence[str]
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []
     for name, g in plots.items():
-        fig = g.draw()
+        with warnings.catch_warnings():
+            # e.g. "geom_path: each group consists of only one observation" for a sparse series
+            warnings.simplefilter("ignore", category=UserWarning)
+            fig = g.draw()
         paths: dict[str, Path] = {}
         png = None
         try:

@@ -18,8 +18,9 @@ from energybench.report.analysis import Analysis
 from energybench.report.best import OBJECTIVES, Recommendation, describe_config
 from energybench.report.figures import FigureFile
 from energybench.report.fmt import fmt_ci, fmt_num, fmt_pct
+from energybench.report.load import idle_power_from_metadata
 from energybench.report.metrics import AXES
-from energybench.report.stats import render_warnings
+from energybench.report.stats import SET_WIDE_CODES, render_warnings
 
 # ----------------------------------------------------------------------------- table model
 
@@ -72,7 +73,8 @@ def results_columns(a: Analysis) -> list[Column]:
         _ci_col("E(T) J", "race_energy_j", "race-to-sleep: energy over the fixed window T"),
         Column("Pareto", lambda r: "yes" if r.get("pareto") else "", lambda r: 1 if r.get("pareto") else 0,
                "on the latency-energy Pareto front"),
-        Column("warnings", lambda r: "; ".join(render_warnings(r.get("warnings") or [])), lambda r: len(r.get("warnings") or [])),
+        Column("warnings", lambda r: "; ".join(render_warnings(r.get("warnings") or [], skip_set_wide=True)),
+               lambda r: len(render_warnings(r.get("warnings") or [], skip_set_wide=True))),
     ]
     # drop metric columns that are empty everywhere (e.g. no energy at all)
     rows = a.cfg.to_dicts() if a.cfg.height <= 2000 else a.cfg.head(2000).to_dicts()
@@ -160,36 +162,38 @@ def _provenance(a: Analysis) -> list[dict[str, Any]]:
             pl.col("model").first(), pl.col("model_size_bytes").first(), pl.col("model_quant").first(),
             pl.col("model_synthetic").first()).sort("model_name").to_dicts())
         kv: list[tuple[str, str]] = [("results directory", str(rs.root))]
-        for key in ("sweep_id", "name", "created_at", "config_hash", "generator", "schema_version"):
+        for key in ("kind", "status", "sweep_id", "name", "created_at", "config_hash", "energybench_version",
+                    "generator", "schema_version"):
             if meta.get(key) is not None:
                 kv.append((key, str(meta[key])))
         host = meta.get("host")
         if isinstance(host, dict):
-            kv += [(f"host.{k}", _short(v)) for k, v in host.items()]
+            kv += [(f"host.{k}", _short(v)) for k, v in host.items() if v is not None]
         elif host:
             kv.append(("host", _short(host)))
-        backend = meta.get("backend") or meta.get("llama_cpp") or meta.get("build")
+        backend = meta.get("backend")
         if isinstance(backend, dict):
-            kv += [(f"backend.{k}", _short(v)) for k, v in backend.items()]
+            kv += [(f"llama.cpp build.{k}", _short(v)) for k, v in backend.items() if v not in (None, "", [], {})]
         elif backend:
-            kv.append(("backend", _short(backend)))
-        for key in ("sample_period_s", "sample_period_ms", "idle_baseline_s", "clock_offset_ns"):
+            kv.append(("llama.cpp build", _short(backend)))
+        for g in meta.get("gpus") or []:
+            kv.append(("gpu", _short(g)))
+        for key in ("clock", "clock_offset_ns", "sample_period_s", "sample_period_ms"):
             if meta.get(key) is not None:
                 kv.append((key, str(meta[key])))
         bw, src = a.bandwidth.get(rs.label, (None, "missing"))
         kv.append(("memory bandwidth", f"{fmt_num(bw)} GB/s ({src})" if bw else "not recorded"))
-        idle = meta.get("idle_power_w")
-        if isinstance(idle, dict):
-            kv.append(("idle power (W)", ", ".join(f"{k}: {fmt_num(v)}" for k, v in idle.items())))
-        meters = meta.get("meters")
-        if isinstance(meters, list):
-            for m in meters:
-                if isinstance(m, dict):
-                    doms = ", ".join(str(d.get("name")) for d in m.get("domains") or [] if isinstance(d, dict))
-                    kv.append((f"meter {m.get('name')}", ("estimate; " if m.get("estimate") else "") + (doms or _short(m))))
-        for used in ("energybench_version", "version"):
-            if meta.get(used):
-                kv.append((used, str(meta[used])))
+        idle = idle_power_from_metadata(meta)
+        if idle:
+            kv.append(("idle baseline (W)", ", ".join(f"{k}: {fmt_num(v)}" for k, v in idle.items())))
+        else:
+            kv.append(("idle baseline (W)", "none recorded"))
+        for m in meta.get("meters") or []:
+            if isinstance(m, dict):
+                kv.append((f"meter {m.get('name')}", ("estimate: " if m.get("estimate") else "")
+                           + str(m.get("description") or "")))
+        for w in meta.get("meter_warnings") or []:
+            kv.append(("meter warning", _short(w)))
         out.append({"label": rs.label, "kv": kv, "models": models,
                     "domains": a.provenance.filter(pl.col("set") == rs.label).to_dicts()})
     return out
@@ -253,7 +257,8 @@ def render_markdown(a: Analysis, figures: Sequence[FigureFile], *, generated_at:
         out += [f"### {wl}" + (f" [{set_name}]" if a.multi_set else ""), ""]
         out += [f"- **{r.label}**: {describe_config(r.best.config)} -- "
                 f"{fmt_ci(r.best.value, r.best.ci_lo, r.best.ci_hi)} {r.unit} (n={r.best.n_reps}); {r.verdict}"
-                + (f" ⚠ {'; '.join(render_warnings(r.warnings))}" if r.warnings else "") for r in recs]
+                + (f" ⚠ {'; '.join(render_warnings(r.warnings, skip_set_wide=True))}"
+                   if render_warnings(r.warnings, skip_set_wide=True) else "") for r in recs]
         out.append("")
 
     front = _pareto_rows(a)
@@ -436,7 +441,8 @@ def _results_html(a: Analysis) -> str:
             key = c.key(r)
             text = c.text(r)
             if c.header == "warnings":
-                badges = "".join(f'<span class="badge">{_e(w)}</span>' for w in render_warnings(r.get("warnings") or []))
+                badges = "".join(f'<span class="badge">{_e(w)}</span>'
+                                 for w in render_warnings(r.get("warnings") or [], skip_set_wide=True))
                 tds.append(f'<td data-v="{_e(_sort_value(key))}">{badges}</td>')
             else:
                 num = isinstance(key, (int, float)) and not isinstance(key, bool)
@@ -479,7 +485,8 @@ def render_html(a: Analysis, figures: Sequence[FigureFile], *, generated_at: dat
     for set_name, wl, recs in _rec_groups(a):
         rec_html.append(f"<h3>{_e(wl)}{' [' + _e(set_name) + ']' if a.multi_set else ''}</h3>")
         for r in recs:
-            warn_b = "".join(f'<span class="badge">{_e(w)}</span>' for w in render_warnings(r.warnings))
+            warn_b = "".join(f'<span class="badge">{_e(w)}</span>'
+                             for w in render_warnings(r.warnings, skip_set_wide=True))
             rec_html.append(
                 f'<div class="rec"><b>{_e(r.label)}</b>: <code>{_e(describe_config(r.best.config))}</code> '
                 f'<span class="v">{_e(fmt_ci(r.best.value, r.best.ci_lo, r.best.ci_hi))} {_e(r.unit)}</span> '
@@ -583,7 +590,7 @@ def render_html(a: Analysis, figures: Sequence[FigureFile], *, generated_at: dat
 
 
 #: Warning codes that hold for a whole set (listed once in ``warnings``, counted per configuration).
-SET_WIDE_WARNINGS = ("synthetic:", "estimate:", "no-energy:")
+SET_WIDE_WARNINGS = tuple(f"{c}:" for c in SET_WIDE_CODES)
 
 
 def _warning_counts(a: Analysis) -> dict[str, int]:

@@ -248,10 +248,16 @@ def config_warnings(cfg: pl.DataFrame, *, cv_metric: str = "j_per_out_token", fa
     return cfg.select(warnings=pl.concat_list(parts).list.drop_nulls())["warnings"]
 
 
-def render_warnings(codes: Sequence[str]) -> list[str]:
-    """['cv:14%', 'failed:2'] -> human texts."""
+#: Warning codes that hold for a whole result set: the report states them once, in its summary.
+SET_WIDE_CODES = ("synthetic", "estimate", "no-energy")
+
+
+def render_warnings(codes: Sequence[str], *, skip_set_wide: bool = False) -> list[str]:
+    """['cv:14%', 'failed:2'] -> human texts (``skip_set_wide``: leave out what the summary says)."""
     out = []
     for c in codes:
         code, _, detail = c.partition(":")
+        if skip_set_wide and code in SET_WIDE_CODES:
+            continue
         out.append(warning_text(code, detail))
     return out

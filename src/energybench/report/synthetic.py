@@ -46,11 +46,13 @@ MODEL_SIZE_BYTES = 637_699_456
 RAPL_UPDATE_S = 0.001
 NVML_UPDATE_S = 0.1
 
+#: (suite, prompt id, prompt tokens): ids of the shipped suites (energybench/prompts/data).
 DEFAULT_PROMPTS: tuple[tuple[str, str, int], ...] = (
-    ("short_dialogue", "short_dialogue-01", 48),
-    ("analytical_reasoning", "analytical_reasoning-01", 180),
-    ("narrative_generation", "narrative_generation-01", 120),
+    ("short_dialogue", "sd-01", 48),
+    ("analytical_reasoning", "ar-01", 180),
+    ("narrative_generation", "ng-01", 120),
 )
+_PREFIX = {"short_dialogue": "sd", "analytical_reasoning": "ar", "narrative_generation": "ng"}
 
 
 @dataclass(frozen=True)
@@ -174,37 +176,46 @@ def _points(spec: SyntheticSpec) -> list[tuple[RunPoint, str, int]]:
 # ----------------------------------------------------------------------------- generation
 
 
-def _metadata(spec: SyntheticSpec, sweep_id: str, sha: str, clock_offset_ns: int) -> dict[str, Any]:
+def _metadata(spec: SyntheticSpec, sweep_id: str, sha: str, clock_offset_ns: int, t_first_ns: int) -> dict[str, Any]:
     doms = _domains_meta(spec)
     meters: dict[str, list[dict[str, Any]]] = {}
     for d in doms:
         meters.setdefault(d["meter"], []).append(d)
+    # the shape the runner writes (energybench.runner.run_metadata), plus ``generator``
     meta: dict[str, Any] = {
         "generator": GENERATOR,
+        "kind": "sweep",
+        "energybench_version": "synthetic",
         "sweep_id": sweep_id,
         "name": "synthetic-tinyllama-grid",
         "created_at": datetime(2025, 1, 6, 9, 0, tzinfo=UTC).isoformat(),
-        "host": {"hostname": "synthetic-desktop", "cpu_model": "13th Gen Intel(R) Core(TM) i5-13600K (synthetic)",
-                 "n_cpus": 20, "memory_bytes": 32 * 1024**3, "os": "Linux 6.8.0 x86_64", "python": "3.11"},
-        "backend": {"name": "llama.cpp", "version": "llama-cpp-python 0.3.36 (synthetic)",
-                    "system_info": "CPU : SSE3 = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | OPENMP = 1 | REPACK = 1",
-                    "devices": ["NVIDIA GeForce RTX 3060 (synthetic)"] if spec.gpu else [],
-                    "supports_gpu_offload": spec.gpu},
-        "meters": [{"name": k, "estimate": any(d["estimate"] for d in v), "domains": v} for k, v in meters.items()],
-        "sample_period_s": spec.sample_period_s,
+        "clock": "CLOCK_MONOTONIC (time.monotonic_ns)",
         "clock_offset_ns": clock_offset_ns,
-        "models": [{"model": MODEL_REF, "name": "tinyllama-1.1b-twin-Q4_0", "sha256": sha,
-                    "size_bytes": MODEL_SIZE_BYTES, "quant": "Q4_0", "synthetic": spec.synthetic_model}],
+        "host": {"hostname": "synthetic-desktop", "os": "Linux", "os_release": "6.8.0", "machine": "x86_64",
+                 "cpu_model": "13th Gen Intel(R) Core(TM) i5-13600K (synthetic)", "cpu_logical": 20,
+                 "cpu_physical": 14, "memory_total_bytes": 32 * 1024**3, "python": "3.11", "virtualized": False},
+        "gpus": [{"index": 0, "name": "NVIDIA GeForce RTX 3060 (synthetic)"}] if spec.gpu else [],
+        "backend": {"name": "llama.cpp", "version": "0.3.36 (synthetic)",
+                    "system_info": "CPU : SSE3 = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | OPENMP = 1 | REPACK = 1",
+                    "supports_gpu_offload": spec.gpu, "devices": ["CUDA0 (synthetic)"] if spec.gpu else [],
+                    "build_flags": {}},
+        "meters": [{"name": k, "description": f"{k} (synthetic)", "estimate": any(d["estimate"] for d in v)}
+                   for k, v in meters.items()],
+        "domains": doms,
+        "sample_period_s": spec.sample_period_s,
+        "models": {MODEL_REF: {"name": "tinyllama-1.1b-twin-Q4_0", "sha256": sha, "size_bytes": MODEL_SIZE_BYTES,
+                               "quant": "Q4_0", "synthetic": spec.synthetic_model}},
         "config": {"threads": list(spec.threads), "n_gpu_layers": list(spec.n_gpu_layers),
                    "batch": list(spec.n_batch), "n_gen": spec.n_gen, "repetitions": spec.reps,
                    "warmup": spec.warmups, "seed": spec.seed},
+        "status": "complete" if spec.max_runs is None else "interrupted",
     }
     if spec.memory_bandwidth_gbs is not None:
         meta["memory_bandwidth_gbs"] = spec.memory_bandwidth_gbs
     if spec.idle_baseline:
-        meta["idle_baseline_s"] = 5.0
-        meta["idle_power_w"] = {d["name"]: round(_phase_powers(_point_model(1, 0, 512, 1), d)[0], 3)
-                                for d in doms}
+        meta["idle_baselines"] = [{
+            "name": "idle-0", "t_start_ns": t_first_ns - 5 * 10**9, "t_end_ns": t_first_ns,
+            "power_w": {d["name"]: round(_phase_powers(_point_model(1, 0, 512, 1), d)[0], 3) for d in doms}}]
     meta.update(spec.extra_metadata)
     return meta
 
@@ -275,7 +286,7 @@ def generate_results(root: Path | str, spec: SyntheticSpec | None = None, *,
     started = datetime(2025, 1, 6, 9, 0, 5, tzinfo=UTC)
     clock_offset_ns = int(started.timestamp()) * 10**9 - t_first_ns  # wall = monotonic + offset
     store = ResultsStore(root)
-    store.create(_metadata(spec, sweep_id, sha, clock_offset_ns))
+    store.create(_metadata(spec, sweep_id, sha, clock_offset_ns, t_first_ns))
     doms = _domains_meta(spec)
     top = [d for d in doms if d["parent"] is None]
     slowest_update = max(d["update_period_s"] for d in doms)
@@ -449,6 +460,14 @@ def generate_results(root: Path | str, spec: SyntheticSpec | None = None, *,
     return GeneratedInfo(root=root, n_runs=len(rows), n_samples=n_samples, n_points=len(points), layout=layout)
 
 
+def small_spec(**changes: Any) -> SyntheticSpec:
+    """A quick spec for tests: 2 threads x 2 GPU layers x 2 batch sizes, 1 warm-up + 3 repetitions."""
+    base = dict(threads=(1, 4), n_gpu_layers=(0, 22), n_batch=(128, 512), reps=3, warmups=1,
+                sample_period_s=0.1)
+    base.update(changes)
+    return SyntheticSpec(**base)
+
+
 def spec_for_size(n_runs: int, n_samples: int, *, seed: int = 0) -> SyntheticSpec:
     """A spec whose dataset has about ``n_runs`` runs and ``n_samples`` samples (for the benchmark)."""
     threads = (1, 2, 4, 6, 8, 12, 16)
@@ -457,7 +476,7 @@ def spec_for_size(n_runs: int, n_samples: int, *, seed: int = 0) -> SyntheticSpe
     per_point = 11  # 1 warm-up + 10 repetitions
     n_points_grid = len(threads) * len(ngl) * len(batch)
     n_prompts = max(1, math.ceil(n_runs / (per_point * n_points_grid)))
-    prompts = tuple((s, f"{s}-{i + 1:02d}", n) for i in range(n_prompts)
+    prompts = tuple((s, f"{_PREFIX[s]}-{i + 1:02d}", n) for i in range(n_prompts)
                     for s, _, n in DEFAULT_PROMPTS)[:n_prompts]
     total = min(n_points_grid * n_prompts * per_point, n_runs)
     n_domains = 3

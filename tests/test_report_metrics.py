@@ -1,0 +1,135 @@
+"""Report metrics against hand-computed values on small frames."""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+import pytest
+
+from energybench.report import metrics as M
+from energybench.results import runs_frame
+
+
+def _run(**kw):
+    base = dict(run_id="r1", point_id="p1", status="ok", is_warmup=False, energy_source="measured",
+                n_prompt_tokens=100, n_gen_tokens=50, window_s=2.0, prefill_s=0.5, decode_s=1.5,
+                energy_j=100.0, energy_net_j=60.0, prefill_energy_j=30.0, decode_energy_j=70.0,
+                idle_power_w=20.0, model_size_bytes=1_000_000_000, n_gpu_layers=0)
+    base.update(kw)
+    return base
+
+
+def _metrics(rows, bw=100.0) -> pl.DataFrame:
+    return M.run_metrics(runs_frame(rows).lazy(), memory_bandwidth_gbs=bw).collect()
+
+
+def test_energy_per_token_edp_ed2p_by_hand():
+    r = _metrics([_run()]).row(0, named=True)
+    # E = 100 J, t = 2 s, 50 output tokens, 150 tokens in all, net energy 60 J
+    assert r["j_per_out_token"] == pytest.approx(2.0)
+    assert r["j_per_out_token_net"] == pytest.approx(1.2)
+    assert r["j_per_token"] == pytest.approx(100 / 150)
+    assert r["j_per_token_net"] == pytest.approx(60 / 150)
+    assert r["out_tokens_per_j"] == pytest.approx(0.5)
+    assert r["tokens_per_j"] == pytest.approx(1.5)
+    assert r["edp_js"] == pytest.approx(200.0)  # E x t
+    assert r["ed2p_js2"] == pytest.approx(400.0)  # E x t^2
+    assert r["edp_per_token_js"] == pytest.approx(2.0 * (2.0 / 50))  # (E/N)(t/N)
+    assert r["ed2p_per_token_js2"] == pytest.approx(2.0 * (2.0 / 50) ** 2)
+    # phase split
+    assert r["prefill_j_per_token"] == pytest.approx(0.3)
+    assert r["decode_j_per_token"] == pytest.approx(1.4)
+    assert r["prefill_energy_frac"] == pytest.approx(0.3)
+
+
+def test_latency_recomputed_from_timestamps_when_missing():
+    row = _run(window_s=None, prefill_s=None, decode_s=None, t_start_ns=1_000_000_000,
+               t_prefill_end_ns=1_250_000_000, t_end_ns=3_250_000_000)
+    r = _metrics([row]).row(0, named=True)
+    assert r["e2e_s"] == pytest.approx(2.25)
+    assert r["e2e_ms"] == pytest.approx(2250.0)
+    assert r["ttft_ms"] == pytest.approx(250.0)
+    assert r["prefill_tok_s"] == pytest.approx(100 / 0.25)
+    assert r["decode_tok_s"] == pytest.approx(50 / 2.0)
+
+
+def test_roofline_fraction_cpu_only():
+    rows = [_run(), _run(run_id="r2", n_gpu_layers=11)]
+    df = _metrics(rows, bw=100.0)
+    # decode 50 tok / 1.5 s x 1e9 bytes = 33.3 GB/s of 100 GB/s
+    assert df["decode_bytes_s"][0] == pytest.approx(50 / 1.5 * 1e9)
+    assert df["roofline_frac"][0] == pytest.approx(1 / 3)
+    assert df["roofline_frac"][1] is None  # offloaded layers are read from GPU memory
+    assert _metrics([_run()], bw=None)["roofline_frac"][0] is None
+
+
+def test_no_energy_and_zero_tokens_give_nulls_not_inf():
+    rows = [_run(run_id="a", energy_source="none", energy_j=None, energy_net_j=None),
+            _run(run_id="b", n_gen_tokens=0)]
+    df = _metrics(rows)
+    a, b = df.row(0, named=True), df.row(1, named=True)
+    assert a["has_energy"] is False and a["j_per_out_token"] is None and a["edp_js"] is None
+    assert b["j_per_out_token"] is None and b["out_tokens_per_j"] == 0.0
+    assert not any(isinstance(v, float) and math.isinf(v) for v in b.values())
+
+
+def test_race_to_sleep_window_formula():
+    lf = M.run_metrics(runs_frame([_run()]).lazy())
+    # E(T) = E_active + P_idle x (T - t_active) = 100 + 20 x (5 - 2) = 160 J
+    r = M.with_race_to_sleep(lf, pl.lit(5.0)).collect().row(0, named=True)
+    assert r["race_window_s"] == 5.0
+    assert r["race_idle_energy_j"] == pytest.approx(60.0)
+    assert r["race_energy_j"] == pytest.approx(160.0)
+    # T shorter than the run: no E(T)
+    assert M.with_race_to_sleep(lf, pl.lit(1.5)).collect()["race_energy_j"][0] is None
+    # no idle power: no E(T)
+    lf2 = M.run_metrics(runs_frame([_run(idle_power_w=None)]).lazy())
+    assert M.with_race_to_sleep(lf2, pl.lit(5.0)).collect()["race_energy_j"][0] is None
+
+
+def test_default_window_is_slowest_configuration_median():
+    rows = [_run(run_id=f"a{i}", point_id="fast", window_s=w) for i, w in enumerate([1.0, 2.0, 9.0])]
+    rows += [_run(run_id=f"b{i}", point_id="slow", window_s=w) for i, w in enumerate([3.0, 4.0, 5.0])]
+    lf = M.run_metrics(runs_frame(rows).lazy()).with_columns(set=pl.lit("s"), workload=pl.lit("w"))
+    win = M.default_race_window(M.valid_runs(lf), ["workload"]).collect()
+    # medians: fast 2.0 s, slow 4.0 s -> T = 4.0 s (not the single slowest run, 9 s)
+    assert win["race_window_s"].to_list() == [4.0]
+
+
+def test_valid_runs_drop_warmups_and_failures():
+    rows = [_run(run_id="ok"), _run(run_id="w", is_warmup=True), _run(run_id="f", status="failed")]
+    out = M.valid_runs(runs_frame(rows).lazy()).collect()
+    assert out["run_id"].to_list() == ["ok"]
+
+
+def test_samples_power_differences_counters_and_passes_watts():
+    s = pl.DataFrame({
+        "run_id": ["r"] * 5, "meter": ["rapl"] * 3 + ["est"] * 2, "domain": ["pkg"] * 3 + ["cpu"] * 2,
+        "t_ns": [0, 1_000_000_000, 3_000_000_000, 0, 1_000_000_000],
+        "value": [100.0, 110.0, 150.0, 7.0, 9.0], "unit": ["J"] * 3 + ["W"] * 2,
+    })
+    mid = M.samples_power(s.lazy()).collect().sort(["domain", "t_ns"])
+    pkg = mid.filter(pl.col("domain") == "pkg")
+    assert pkg["power_w"].to_list() == pytest.approx([10.0, 20.0])  # 10 J in 1 s, 40 J in 2 s
+    assert pkg["t_ns"].to_list() == [500_000_000, 2_000_000_000]  # interval midpoints
+    cpu = mid.filter(pl.col("domain") == "cpu")
+    assert cpu["power_w"].to_list() == [7.0, 9.0]
+    end = M.samples_power(s.lazy(), stamp="end").collect().filter(pl.col("domain") == "pkg").sort("t_ns")
+    assert end["t_ns"].to_list() == [1_000_000_000, 3_000_000_000]
+
+
+def test_domain_summary_explodes_domains():
+    dom = lambda name, e, parent=None: {"domain": name, "meter": "rapl", "kind": "energy", "component": "cpu",  # noqa: E731
+                                        "parent": parent, "estimate": False, "energy_j": e, "avg_power_w": e / 2,
+                                        "peak_power_w": e, "update_period_s": 0.001, "sample_period_s": 0.02}
+    rows = [_run(run_id=f"r{i}", domains=[dom("pkg", 10.0 + i), dom("core", 5.0 + i, "pkg")]) for i in range(3)]
+    rows.append(_run(run_id="w", is_warmup=True, domains=[dom("pkg", 99.0)]))
+    lf = runs_frame(rows).lazy().with_columns(set=pl.lit("s"))
+    out = M.domain_summary(lf).collect()
+    pkg = out.filter(pl.col("domain") == "pkg").row(0, named=True)
+    assert pkg["n_runs"] == 3  # the warm-up is excluded
+    assert pkg["energy_j"] == pytest.approx(11.0)
+    assert pkg["peak_power_w"] == pytest.approx(12.0)
+    assert pkg["j_per_out_token"] == pytest.approx(11.0 / 50)
+    assert out.filter(pl.col("domain") == "core")["parent"][0] == "pkg"
