@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from energybench.cli.app import app, console, print_json
-from energybench.sweep.config import config_json_schema, load_config
-from energybench.sweep.grid import PlanSummary, summarize_file
+
+if TYPE_CHECKING:  # the config models take ~0.8 s to build: import them only when a command runs
+    from energybench.sweep.grid import PlanSummary
 
 config_app = typer.Typer(
     name="config",
@@ -54,6 +56,8 @@ def _print_summary(path: Path, s: PlanSummary) -> None:
 @config_app.command("schema")
 def schema_cmd() -> None:
     """Print the JSON Schema of sweep config files."""
+    from energybench.sweep.config import config_json_schema
+
     print_json(config_json_schema())
 
 
@@ -63,6 +67,8 @@ def validate_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Validate FILE: 'ok' and what it will run, or one line naming the problem (exit code 2)."""
+    from energybench.sweep.grid import summarize_file
+
     summary = summarize_file(file)
     if as_json:
         print_json({"ok": True, "file": str(file), **summary.to_dict()})
@@ -76,6 +82,8 @@ def show_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of YAML."),
 ) -> None:
     """Print FILE normalized: defaults filled in, ranges expanded (loads back to the same config)."""
+    from energybench.sweep.config import load_config
+
     config = load_config(file)
     if as_json:
         print_json(config.normalized())

@@ -1,0 +1,96 @@
+"""Throughput cost of measuring: `energybench measure` vs a bare llama.cpp loop, same model, same run.
+
+    uv run python benchmarks/bench_measure.py [--model synthetic:tinyllama-1.1b:Q4_0] [--threads 2]
+
+Alternates the two arms (baseline, measure, baseline, measure, ...) so drift hits both alike, and
+prints prefill and decode tokens/s of each arm (medians over all repetitions) and the ratios
+measure / baseline. Target: both ratios >= 0.98.
+
+The baseline is ``benchmarks/baseline_loop.py``: llama-cpp-python's low-level C API, llama_decode on
+one-token batches, llama.cpp's greedy sampler chain, no logits copied to Python. ``measure`` runs
+with its meters sampling at the default period, its worker process and its Parquet writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def resolve(model: str) -> str:
+    from energybench.models import resolve_model
+
+    return str(resolve_model(model).path)
+
+
+def run_baseline(path: str, args: argparse.Namespace) -> list[dict[str, float]]:
+    out = subprocess.run([sys.executable, str(HERE / "baseline_loop.py"), path, "--threads", str(args.threads),
+                          "--n-prompt", str(args.n_prompt), "--n-gen", str(args.n_gen), "--batch", str(args.batch),
+                          "--reps", str(args.reps), "--warmup", "1"],
+                         capture_output=True, text=True, check=True)
+    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+
+
+def run_measure(path: str, args: argparse.Namespace) -> list[dict[str, float]]:
+    import polars as pl
+
+    from energybench.results import read_runs
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "m"
+        subprocess.run([sys.executable, "-m", "energybench", "measure", "-m", path, "-t", str(args.threads),
+                        "-p", str(args.n_prompt), "-n", str(args.n_gen), "-b", str(args.batch), "-ub", str(args.batch),
+                        "-r", str(args.reps), "--warmup", "1", "--idle", "0", "--json", "-o", str(out)],
+                       capture_output=True, text=True, check=True)
+        runs = read_runs(out).filter(~pl.col("is_warmup") & (pl.col("status") == "ok"))
+        return runs.select("prefill_tok_s", "decode_tok_s").to_dicts()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="synthetic:tinyllama-1.1b:Q4_0")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--n-prompt", type=int, default=128)
+    ap.add_argument("--n-gen", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=512)
+    ap.add_argument("--reps", type=int, default=5, help="repetitions per arm and round")
+    ap.add_argument("--rounds", type=int, default=3, help="alternations of the two arms")
+    args = ap.parse_args()
+
+    path = resolve(args.model)
+    print(f"model {args.model} ({path}), threads {args.threads}, prompt {args.n_prompt}, gen {args.n_gen}, "
+          f"batch {args.batch}, {args.rounds} rounds x {args.reps} reps per arm", flush=True)
+    base: list[dict[str, float]] = []
+    meas: list[dict[str, float]] = []
+    t0 = time.monotonic()
+    for r in range(args.rounds):
+        # alternate which arm goes first, so neither always follows the other
+        order = (run_baseline, run_measure) if r % 2 == 0 else (run_measure, run_baseline)
+        for fn in order:
+            (base if fn is run_baseline else meas).extend(fn(path, args))
+        print(f"  round {r + 1}/{args.rounds} done ({time.monotonic() - t0:.0f} s)", flush=True)
+
+    def med(rows: list[dict[str, float]], key: str) -> float:
+        return statistics.median(row[key] for row in rows)
+
+    print(f"{'':10} {'baseline':>12} {'measure':>12} {'ratio':>8}")
+    ok = True
+    for key, label in (("prefill_tok_s", "prefill"), ("decode_tok_s", "decode")):
+        b, m = med(base, key), med(meas, key)
+        ratio = m / b
+        ok &= ratio >= 0.98
+        print(f"{label + ' tok/s':10} {b:12.2f} {m:12.2f} {ratio:8.3f}")
+    print(f"n = {len(base)} baseline, {len(meas)} measure runs; target ratio >= 0.98: {'met' if ok else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
