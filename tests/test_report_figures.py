@@ -1,0 +1,68 @@
+"""Figures render to real PNG/SVG files, and only when the data varies their axis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from energybench.report.build import build_report
+from energybench.report.figures import FIGURES
+from energybench.report.synthetic import generate_results, small_spec
+
+
+def _check_png(path: Path) -> None:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(data) > 10_000, f"{path.name} is suspiciously small"
+    img = np.asarray(Image.open(path).convert("L"), dtype=float)
+    assert img.shape[0] > 300 and img.shape[1] > 600
+    assert img.std() > 10, f"{path.name} looks blank"
+
+
+def test_all_figures_render_in_worker_processes(tmp_path):
+    root = tmp_path / "grid"
+    generate_results(root, small_spec(threads=(1, 2, 4), n_failed=0))
+    out = tmp_path / "report"
+    s = build_report([root], out, figure_jobs=2, n_boot=300)
+    assert s.figures == list(FIGURES)  # every figure applies to a threads x GPU layers x batch grid
+    for name in FIGURES:
+        _check_png(out / "figures" / f"{name}.png")
+        svg = (out / "figures" / f"{name}.svg").read_text()
+        assert "<svg" in svg and len(svg) > 5_000
+    html = s.files["html"].read_text()
+    assert html.count("data:image/png;base64,") == len(FIGURES)
+    assert "![Pareto front: latency vs energy](figures/pareto.png)" in s.files["md"].read_text()
+
+
+def test_only_varied_axes_get_figures_and_stale_ones_go(tmp_path):
+    full, threads_only = tmp_path / "full", tmp_path / "threads"
+    out = tmp_path / "report"
+    generate_results(full, small_spec(n_failed=0))
+    generate_results(threads_only, small_spec(threads=(1, 2, 4), n_gpu_layers=(0,), n_batch=(512,), gpu=False,
+                                              n_failed=0))
+    first = build_report([full], out, figure_jobs=0, n_boot=300)
+    assert "offload" in first.figures and (out / "figures" / "offload.png").exists()
+    s = build_report([threads_only], out, figure_jobs=0, n_boot=300)
+    assert s.figures == ["pareto", "thread_scaling", "race_to_sleep", "power_timeline"]
+    for name in ("offload", "batch", "edp_heatmap"):  # no axis, no (empty) plot, and no stale file
+        assert not (out / "figures" / f"{name}.png").exists()
+    for name in s.figures:
+        _check_png(out / "figures" / f"{name}.png")
+
+
+@pytest.mark.parametrize("name", ["pareto", "race_to_sleep", "power_timeline"])
+def test_figures_absent_without_their_data(tmp_path, name):
+    from energybench.report.analysis import analyze
+    from energybench.report.load import load_result_set
+    from energybench.results import ResultsStore
+
+    root = tmp_path / "one"
+    store = ResultsStore(root)
+    store.create({"kind": "measure"})
+    store.add_run({"run_id": "r0", "point_id": "p", "status": "ok", "is_warmup": False, "n_threads": 1,
+                   "n_gen_tokens": 8, "n_prompt_tokens": 8, "window_s": 0.5, "energy_source": "none"})
+    a = analyze([load_result_set(root)], n_boot=300)
+    assert FIGURES[name][0](a) is None  # one configuration, no energy, no samples: nothing to draw
