@@ -378,13 +378,13 @@ def measure(point: RunPoint, opts: MeasureOptions, *, events: EventSink | None =
 
     _validate_measure(point, opts)
     events = events or _noop
-    selection = select_meters(opts.meters, cpu_tdp_w=opts.cpu_tdp_w, allow_estimate=opts.allow_estimate)
     out_dir = Path(opts.out_dir) if opts.out_dir else default_out_dir("measure")
     store = ResultsStore(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise UsageError(f"output directory {str(out_dir)!r} is not empty", hint="choose another --out")
-    backend = create_backend(point.backend)
+    backend = create_backend(point.backend, start=True)  # its start overlaps meter selection
     try:
+        selection = select_meters(opts.meters, cpu_tdp_w=opts.cpu_tdp_w, allow_estimate=opts.allow_estimate)
         info = backend.info()
         if point.n_gpu_layers != 0 and not info.supports_gpu_offload:
             raise UsageError(

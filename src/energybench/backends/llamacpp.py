@@ -163,9 +163,12 @@ class LlamaCppBackend:
     name = "llama.cpp"
 
     def __init__(self, *, env: dict[str, str] | None = None, run_timeout_s: float = 3600.0,
-                 load_timeout_s: float = 1800.0) -> None:
+                 load_timeout_s: float = 1800.0, start: bool = False) -> None:
+        """``start=True`` spawns the worker now, without waiting for it: importing llama.cpp there
+        (~1 s) then overlaps whatever the caller does next; the first call waits for it."""
         self._env = env
         self._worker: _Worker | None = None
+        self._worker_ready = False
         self._hello: dict[str, Any] | None = None
         self._load_params: LoadParams | None = None
         self._model_info: ModelInfo | None = None
@@ -173,20 +176,28 @@ class LlamaCppBackend:
         self.load_timeout_s = load_timeout_s
         self.worker_starts = 0
         self.model_loads = 0
+        if start:
+            self._spawn()
 
     # ---------------------------------------------------------------- worker lifecycle
-    def _ensure_worker(self) -> _Worker:
-        if self._worker is not None and self._worker.alive():
-            return self._worker
+    def _spawn(self) -> None:
         if self._worker is not None:
             self._worker.close()
         self._worker = _Worker(self._env)
+        self._worker_ready = False
         self.worker_starts += 1
         self._model_info = None
-        resp = self._worker.call({"op": "hello"}, timeout_s=120)
-        if not resp.get("ok"):
-            raise BackendError(resp.get("error", "llama.cpp worker failed to start"))
-        self._hello = resp["result"]
+
+    def _ensure_worker(self) -> _Worker:
+        if self._worker is None or not self._worker.alive():
+            self._spawn()
+        assert self._worker is not None
+        if not self._worker_ready:
+            resp = self._worker.call({"op": "hello"}, timeout_s=120)
+            if not resp.get("ok"):
+                raise BackendError(resp.get("error", "llama.cpp worker failed to start"))
+            self._hello = resp["result"]
+            self._worker_ready = True
         return self._worker
 
     def _call(self, op: str, timeout_s: float | None, **fields: Any) -> Any:

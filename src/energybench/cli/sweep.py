@@ -154,6 +154,25 @@ def sweep(
     Exit codes: 0 every point measured; 3 some points failed (the rest is saved); 2 bad
     usage/config; 1 the sweep could not run.
     """
+    from energybench.backends import create_backend
+
+    # start the llama.cpp worker now: its import overlaps config parsing and model resolution
+    backend = create_backend("llama.cpp", start=True)
+    try:
+        _sweep(backend, config, out, resume, force, model, threads, threads_batch, n_gpu_layers, batch, ubatch,
+               flash_attn, ctx, n_prompt, suite, n_gen, repetitions, warmup, cooldown, idle, order, meter,
+               cpu_tdp_w, sample_ms, min_window, max_failures, quiet, as_json)
+    finally:
+        backend.close()
+
+
+def _sweep(backend: Any, config: Path | None, out: Path | None, resume: Path | None, force: bool,
+           model: list[str], threads: list[str], threads_batch: list[str], n_gpu_layers: list[str],
+           batch: list[str], ubatch: list[str], flash_attn: list[str], ctx: list[str], n_prompt: list[str],
+           suite: list[str], n_gen: list[str], repetitions: int | None, warmup: int | None,
+           cooldown: float | None, idle: float | None, order: str | None, meter: list[str], cpu_tdp_w: float | None,
+           sample_ms: float | None, min_window: float | None, max_failures: int | None, quiet: bool,
+           as_json: bool) -> None:
     from energybench.results import read_metadata
     from energybench.sweep import config_from_flags, load_config, parse_config
     from energybench.sweep.engine import plan_from_config, run_sweep
@@ -181,7 +200,7 @@ def sweep(
     view = LiveView(total, quiet)
     t0 = time.monotonic()
     with view.live:
-        result = run_sweep(plan, out_dir, resume=resume is not None, force=force, events=view)
+        result = run_sweep(plan, out_dir, resume=resume is not None, force=force, events=view, backend=backend)
     summary = result.to_dict()
     if as_json:
         print_json(summary)

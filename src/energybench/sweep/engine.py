@@ -152,8 +152,12 @@ def _check_resume(store: ResultsStore, plan: SweepPlan, force: bool) -> dict[str
 
 
 def run_sweep(plan: SweepPlan, out_dir: Path, *, resume: bool = False, force: bool = False,
-              events: EventSink | None = None, backend_env: dict[str, str] | None = None) -> SweepResult:
-    """Run (or resume) a sweep into ``out_dir``. Never loses a finished run."""
+              events: EventSink | None = None, backend_env: dict[str, str] | None = None,
+              backend: Any = None) -> SweepResult:
+    """Run (or resume) a sweep into ``out_dir``. Never loses a finished run.
+
+    ``backend``: an already created (e.g. pre-started) backend to use; it is closed at the end.
+    """
     from energybench.meters import select_meters
 
     events = events or (lambda kind, payload: None)
@@ -180,8 +184,13 @@ def run_sweep(plan: SweepPlan, out_dir: Path, *, resume: bool = False, force: bo
         except ResultsError:
             done_ok = set()
 
-    selection = select_meters(plan.meters, cpu_tdp_w=plan.cpu_tdp_w, allow_estimate=plan.allow_estimate)
-    backend = create_backend(plan.points[0].backend, **({"env": backend_env} if backend_env else {}))
+    if backend is None:
+        backend = create_backend(plan.points[0].backend, start=True, **({"env": backend_env} if backend_env else {}))
+    try:
+        selection = select_meters(plan.meters, cpu_tdp_w=plan.cpu_tdp_w, allow_estimate=plan.allow_estimate)
+    except BaseException:
+        backend.close()
+        raise
     try:
         info = backend.info()
         offload = sorted({p.n_gpu_layers for p in plan.points if p.n_gpu_layers != 0})
