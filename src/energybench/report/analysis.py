@@ -126,10 +126,10 @@ def analyze(sets: Sequence[ResultSet], *, window_s: float | None = None, n_boot:
     bandwidth: dict[str, tuple[float | None, str]] = {}
     for rs in sets:
         if rs.memory_bandwidth_gbs is not None:
-            bandwidth[rs.label] = (rs.memory_bandwidth_gbs, "metadata.json (memory_bandwidth_gbs)")
+            bandwidth[rs.label] = (rs.memory_bandwidth_gbs, "from metadata.json")
         elif measured_bandwidth_gbs is not None:
-            bandwidth[rs.label] = (measured_bandwidth_gbs, "measured now by the report (numpy copy) -- "
-                                                           "valid only if this is the machine that ran the sweep")
+            bandwidth[rs.label] = (measured_bandwidth_gbs, "measured now by the report with a numpy copy; valid "
+                                                           "only if this machine ran the sweep")
         else:
             bandwidth[rs.label] = (None, "missing")
     lf = pl.concat([_prepare(rs, bandwidth[rs.label][0]) for rs in sets], how="vertical_relaxed")

@@ -275,7 +275,7 @@ def fig_pareto(a: Analysis) -> ggplot | None:
         _as_factor(pdf, group)
     front = df.filter(pl.col("pareto")).sort(["set", "e2e_s"])
     labels = front.with_columns(label=pl.struct(a.varied).map_elements(
-        lambda r: describe_config(r), return_dtype=pl.String)) if a.varied else front.with_columns(label=pl.lit(""))
+        lambda r: "   " + describe_config(r), return_dtype=pl.String)) if a.varied else front.with_columns(label=pl.lit(""))
     pfront = _pd(front.select("set", "e2e_s", "j_per_out_token"))
     # label the front (up to 8 points), alternating above and below so neighbours do not collide
     plab = _pd(labels.select("set", "e2e_s", "j_per_out_token", "label").head(8)

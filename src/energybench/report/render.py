@@ -282,10 +282,14 @@ def render_markdown(a: Analysis, figures: Sequence[FigureFile], *, generated_at:
     roof = _roofline_rows(a)
     out += ["## Decode roofline", ""]
     if roof.height:
-        out += ["decode tok/s x model bytes (~ bytes read per token) as a fraction of the measured memory bandwidth; "
+        bw = "; ".join((f"{k}: " if a.multi_set else "") + f"{fmt_num(v[0])} GB/s, {v[1]}"
+                       for k, v in a.bandwidth.items() if v[0])
+        out += [f"decode tok/s x model bytes (~ bytes read per token) as a fraction of the memory bandwidth ({bw}); "
                 "llama.cpp typically reaches 50-80 % on CPUs. CPU-only configurations.", ""]
-        hdr = (["set"] if a.multi_set else []) + ["workload", "configuration", "decode tok/s", "GB/s read", "of bandwidth"]
-        rows = [([r["set"]] if a.multi_set else []) + [r["workload"], describe_config({k: r[k] for k in a.varied}),
+        hdr = (["set"] if a.multi_set else []) + (["workload"] if len(a.workloads) > 1 else []) + \
+              ["configuration", "decode tok/s", "GB/s read", "of bandwidth"]
+        rows = [([r["set"]] if a.multi_set else []) + ([r["workload"]] if len(a.workloads) > 1 else []) +
+                [describe_config({k: r[k] for k in a.varied}),
                 fmt_ci(r["decode_tok_s"], r["decode_tok_s_lo"], r["decode_tok_s_hi"]),
                 fmt_num((r["decode_bytes_s"] or 0) / 1e9), fmt_pct(r["roofline_frac"])]
                 for r in roof.head(20).iter_rows(named=True)]
@@ -351,6 +355,9 @@ _CSS = """
 body{margin:0;font:14px/1.45 -apple-system,BlinkMacSystemFont,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;color:var(--fg);background:var(--bg)}
 header{background:#0f172a;color:#e2e8f0;padding:18px 28px}
 header h1{margin:0;font-size:22px;letter-spacing:.2px} header p{margin:4px 0 0;color:#94a3b8;font-size:12.5px}
+header nav{margin-top:10px;display:flex;gap:14px;flex-wrap:wrap;font-size:13px}
+header nav a{color:#cbd5e1;text-decoration:none} header nav a:hover{color:#fff;text-decoration:underline}
+section{scroll-margin-top:12px}
 main{padding:18px 28px 40px;max-width:1500px;margin:0 auto}
 section{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:14px 18px;margin:14px 0;box-shadow:0 1px 2px rgba(15,23,42,.04)}
 h2{font-size:17px;margin:2px 0 10px} h3{font-size:14px;margin:12px 0 6px;color:#334155}
@@ -464,8 +471,11 @@ def render_html(a: Analysis, figures: Sequence[FigureFile], *, generated_at: dat
     parts: list[str] = []
     srcs = ", ".join(_e(rs.root) for rs in a.sets)
     live_badge = '<span class="badge live" id="live">live</span>' if live else ""
+    nav = [("summary", "Summary"), ("recommendations", "Recommendations"), ("figures", "Figures"),
+           ("pareto", "Pareto"), ("race", "Race-to-sleep"), ("roofline", "Roofline"), ("compare", "Comparison"),
+           ("results-section", "Results"), ("domains", "Domains"), ("provenance", "Provenance")]
     parts.append(f"<header><h1>energybench report {live_badge}</h1><p>Generated {ts} by energybench {_e(__version__)} "
-                 f"from {srcs}</p></header><main>")
+                 f"from {srcs}</p><nav>NAV</nav></header><main>")
 
     # summary
     tot = {k: sum(c[k] for c in counts) for k in ("runs", "ok", "warmups", "failed")}
@@ -524,12 +534,15 @@ def render_html(a: Analysis, figures: Sequence[FigureFile], *, generated_at: dat
                      'The column <i>E(T) J</i> of the results table holds it; the lowest is in the recommendations.</p></section>')
     roof = _roofline_rows(a)
     if roof.height:
-        hdr = (["set"] if a.multi_set else []) + ["workload", "configuration", "decode tok/s", "GB/s read", "of bandwidth"]
-        rows = [([r["set"]] if a.multi_set else []) + [r["workload"], describe_config({k: r[k] for k in a.varied}),
+        hdr = (["set"] if a.multi_set else []) + (["workload"] if len(a.workloads) > 1 else []) + \
+              ["configuration", "decode tok/s", "GB/s read", "of bandwidth"]
+        rows = [([r["set"]] if a.multi_set else []) + ([r["workload"]] if len(a.workloads) > 1 else []) +
+                [describe_config({k: r[k] for k in a.varied}),
                 fmt_ci(r["decode_tok_s"], r["decode_tok_s_lo"], r["decode_tok_s_hi"]),
                 fmt_num((r["decode_bytes_s"] or 0) / 1e9), fmt_pct(r["roofline_frac"])]
                 for r in roof.head(20).iter_rows(named=True)]
-        bw = "; ".join(f"{_e(k)}: {_e(fmt_num(v[0]))} GB/s ({_e(v[1])})" for k, v in a.bandwidth.items() if v[0])
+        bw = "; ".join((f"{_e(k)}: " if a.multi_set else "") + f"{_e(fmt_num(v[0]))} GB/s, {_e(v[1])}"
+                       for k, v in a.bandwidth.items() if v[0])
         parts.append(f'<section id="roofline"><h2>Decode roofline</h2><p>decode tok/s x model bytes (~ bytes read per '
                      f'token) as a fraction of the memory bandwidth ({bw}); llama.cpp typically reaches 50-80 % on CPUs. '
                      f'CPU-only configurations.</p>' + _html_table(hdr, rows, numeric=[False] * (len(hdr) - 3) + [True] * 3)
@@ -578,6 +591,9 @@ def render_html(a: Analysis, figures: Sequence[FigureFile], *, generated_at: dat
                   fmt_num(d["n_samples_median"])] for d in p["domains"]]))
     parts.append('<section id="provenance"><h2>Provenance</h2>' + "".join(prov) + "</section>")
     parts.append("</main>")
+    body = "".join(parts)
+    links = " ".join(f'<a href="#{i}">{t}</a>' for i, t in nav if f'id="{i}"' in body)
+    body = body.replace("<nav>NAV</nav>", f"<nav>{links}</nav>", 1)
 
     script = _SORT_JS
     if live:
@@ -586,7 +602,7 @@ def render_html(a: Analysis, figures: Sequence[FigureFile], *, generated_at: dat
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>energybench report</title><style>{_CSS}</style></head><body>"
-            + "".join(parts) + f"<script>{script}</script></body></html>\n")
+            + body + f"<script>{script}</script></body></html>\n")
 
 
 #: Warning codes that hold for a whole set (listed once in ``warnings``, counted per configuration).
