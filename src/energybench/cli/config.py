@@ -20,7 +20,19 @@ config_app = typer.Typer(
 )
 app.add_typer(config_app, name="config")
 
-FILE_ARG = typer.Argument(..., help="A sweep config YAML file (see examples/quick.yaml).", show_default=False)
+FILE_ARG = typer.Argument(..., help="A sweep config YAML file, or a built-in example: quick, p1_baseline, p2_ablation.",
+                          show_default=False)
+
+
+def _builtin_or_path(file: Path) -> Path:
+    """A built-in example name (quick, p1_baseline, p2_ablation) when no such file exists."""
+    from energybench.examples import builtin_config
+
+    if not file.exists():
+        found = builtin_config(str(file))
+        if found is not None:
+            return found
+    return file
 
 
 def human_duration(seconds: float) -> str:
@@ -69,6 +81,7 @@ def validate_cmd(
     """Validate FILE: 'ok' and what it will run, or one line naming the problem (exit code 2)."""
     from energybench.sweep.grid import summarize_file
 
+    file = _builtin_or_path(file)
     summary = summarize_file(file)
     if as_json:
         print_json({"ok": True, "file": str(file), **summary.to_dict()})
@@ -84,7 +97,7 @@ def show_cmd(
     """Print FILE normalized: defaults filled in, ranges expanded (loads back to the same config)."""
     from energybench.sweep.config import load_config
 
-    config = load_config(file)
+    config = load_config(_builtin_or_path(file))
     if as_json:
         print_json(config.normalized())
     else:

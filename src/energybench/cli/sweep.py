@@ -121,7 +121,9 @@ def _resolve_out(out: Path | None, resume: Path | None, config: Any) -> Path:
 
 @app.command()
 def sweep(
-    config: Path = typer.Option(None, "--config", "-c", help="Sweep config (YAML). Flags below override its fields."),
+    config: Path = typer.Option(None, "--config", "-c",
+                                help="Sweep config (YAML file, or a built-in name: quick, p1_baseline, p2_ablation) "
+                                     "[default: quick]. Flags below override its fields."),
     out: Path = typer.Option(None, "--out", "-o", help="Results directory [default: config output_dir or results/NAME-TIME]."),
     resume: Path = typer.Option(None, "--resume", help="Continue an interrupted sweep in this directory (runs only what is missing)."),
     force: bool = typer.Option(False, "--force", help="With --resume: accept a changed config and extend the sweep."),
@@ -183,7 +185,15 @@ def _sweep(backend: Any, config: Path | None, out: Path | None, resume: Path | N
                  n_gen=n_gen or None, repetitions=repetitions, warmup=warmup, cooldown_s=cooldown,
                  idle_baseline_s=idle, order=order, meters=meter or None, cpu_tdp_w=cpu_tdp_w,
                  sample_period_ms=sample_ms, min_window_s=min_window, max_failures=max_failures)
+    from energybench.examples import DEFAULT, builtin_config
+
     given = {k: v for k, v in flags.items() if v is not None}
+    if config is not None and not config.exists() and builtin_config(str(config)) is not None:
+        config = builtin_config(str(config))  # a built-in example by name: --config quick
+    if config is None and resume is None and not given:
+        config = builtin_config(DEFAULT)
+        if config is not None and not quiet and not as_json:
+            err_console.print(f"no config given: running the built-in [bold]{DEFAULT}[/bold] sweep ({config})")
     base = load_config(config) if config is not None else None
     if base is None and resume is not None and not given:
         meta = read_metadata(resume)
