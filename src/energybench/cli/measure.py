@@ -123,6 +123,9 @@ def measure(
     min_window: float = typer.Option(0.0, "--min-window", help="Repeat decoding until a run lasts this many seconds."),
     no_repack: bool = typer.Option(False, "--no-repack",
                                    help="Disable llama.cpp weight repacking/AMX (workaround for builds that crash)."),
+    no_gpu_protocol: bool = typer.Option(False, "--no-gpu-protocol",
+                                         help="With --n-gpu-layers != 0: skip the GPU measurement protocol (Yang et al. "
+                                              "SC'24: runs >= 5 s, >= 4 repetitions, random gaps, rise time discarded)."),
     out: Path = typer.Option(None, "--out", "-o", help="Results directory [default: results/measure-<time>]."),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary on stdout."),
 ) -> None:
@@ -154,6 +157,8 @@ def measure(
     opts = MeasureOptions(warmup=warmup, reps=reps, idle_s=idle, cooldown_s=cooldown, sample_period_s=sample_ms / 1000.0,
                           meters=list(meter) if meter else None, cpu_tdp_w=cpu_tdp_w, allow_estimate=not no_estimate,
                           out_dir=out)
+    if no_gpu_protocol:
+        opts.gpu_protocol = None
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err_console, transient=True, disable=as_json) as progress:
         task = progress.add_task("preparing", total=warmup + reps)
