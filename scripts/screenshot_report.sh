@@ -4,7 +4,9 @@
 # (Debian: apt-get install -y chromium).
 #
 # usage: scripts/screenshot_report.sh [REPORT_HTML] [OUT_PNG]
-#   without REPORT_HTML, a synthetic results directory and its report are generated in a temp dir.
+#   OUT_PNG defaults to report_screenshot.png next to REPORT_HTML; without REPORT_HTML, a synthetic
+#   results directory and its report are generated in a temp dir and the screenshot is written to
+#   ./report_screenshot.png. Exit 0: the page renders (not blank, every figure decoded, table rows).
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -33,7 +35,13 @@ if [ -z "$html" ]; then
     html="$work/report/report.html"
 fi
 [ -f "$html" ] || { echo "screenshot_report: $html does not exist" >&2; exit 2; }
-out=${2:-"$(dirname "$html")/report_screenshot.png"}
+if [ -n "${2:-}" ]; then
+    out=$2
+elif [ -n "${1:-}" ]; then
+    out="$(dirname "$html")/report_screenshot.png"
+else
+    out="$PWD/report_screenshot.png"  # the generated report lives in a temp dir that goes away
+fi
 html_abs=$(cd "$(dirname "$html")" && pwd)/$(basename "$html")
 
 flags="--headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking

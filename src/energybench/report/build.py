@@ -68,7 +68,8 @@ def _worker_init() -> None:
     import pandas as pd
     import plotnine as p9
 
-    g = (p9.ggplot(pd.DataFrame({"x": [1.0, 2.0], "y": [1.0, 2.0], "c": ["a", "b"]}), p9.aes("x", "y", color="c"))
+    df = pd.DataFrame({"x": [1.0, 2.0, 1.0, 2.0], "y": [1.0, 2.0, 2.0, 1.0], "c": ["a", "a", "b", "b"]})
+    g = (p9.ggplot(df, p9.aes("x", "y", color="c"))
          + p9.geom_line() + p9.geom_point() + p9.facet_wrap("~c") + p9.theme_bw())
     fig = g.draw()
     fig.savefig(io.BytesIO(), format="png", dpi=40)
@@ -188,7 +189,8 @@ def build_report(dirs: Sequence[Path | str], out_dir: Path | str | None = None, 
     pool = FigurePool(jobs) if figures and jobs >= 1 else None
     try:
         sets = load_sets(dirs, labels)
-        out = Path(out_dir) if out_dir is not None else Path(dirs[0]) / "report"
+        first = Path(dirs[0])
+        out = Path(out_dir) if out_dir is not None else (first.parent if first.is_file() else first) / "report"
         out.mkdir(parents=True, exist_ok=True)
         bw = None
         if measure_bandwidth and any(rs.memory_bandwidth_gbs is None for rs in sets):

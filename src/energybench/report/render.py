@@ -616,9 +616,20 @@ def _warning_counts(a: Analysis) -> dict[str, int]:
     return dict(sorted(codes.value_counts().iter_rows()))
 
 
+def _json_safe(obj: Any) -> Any:
+    """NaN/inf -> None, tuples -> lists, recursively (strict JSON for CI tools)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
 def summary_dict(a: Analysis, figures: Sequence[FigureFile]) -> dict[str, Any]:
     """The machine-readable summary (``--format json``): sets, best configurations, warnings."""
-    return {
+    return _json_safe({
         "energybench_version": __version__,
         "sets": _set_counts(a),
         "workloads": a.workloads,
@@ -642,4 +653,4 @@ def summary_dict(a: Analysis, figures: Sequence[FigureFile]) -> dict[str, Any]:
             if any(not w.startswith(SET_WIDE_WARNINGS) for w in (r["warnings"] or []))
         ],
         "figures": [f.name for f in figures],
-    }
+    })
