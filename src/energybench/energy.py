@@ -239,13 +239,16 @@ class DomainEnergy:
     avg_power_w: float | None = None
     peak_power_w: float | None = None
     idle_power_w: float | None = None
+    rise_s: float = 0.0  # seconds of the window start replaced by steady-state power (GPU protocol)
+    note: str | None = None  # appended to the domain's source in results (provenance)
 
     def to_struct(self) -> dict[str, Any]:
         """One ``domains`` entry of RUNS_SCHEMA (results.DOMAIN_STRUCT)."""
         d = self.domain
+        source = d.source if not self.note else f"{d.source}; {self.note}"
         return {
             "domain": d.name, "meter": d.meter, "kind": d.kind, "component": d.component,
-            "parent": d.parent, "estimate": bool(d.estimate), "source": d.source,
+            "parent": d.parent, "estimate": bool(d.estimate), "source": source,
             "update_period_s": float(d.update_period_s), "sample_period_s": self.sample_period_s,
             "n_samples": int(self.n_samples), "energy_j": self.energy_j,
             "energy_net_j": self.energy_net_j, "prefill_energy_j": self.prefill_energy_j,
@@ -256,12 +259,19 @@ class DomainEnergy:
 
 def attribute_domain(domain: Domain, series: Series, t_start_ns: int, t_end_ns: int, *,
                      t_prefill_end_ns: int | None = None, idle_power_w: float | None = None,
-                     key: str | None = None, max_extrapolate_ns: float | None = None) -> DomainEnergy:
+                     key: str | None = None, max_extrapolate_ns: float | None = None,
+                     rise_s: float = 0.0) -> DomainEnergy:
     """Energy of one domain over ``[t_start, t_end]`` (and its prefill/decode split).
 
     ``max_extrapolate_ns``: how far the window may reach outside the samples; default one sample
     period (the series' median interval, or the domain's update period with a single sample).
     Farther than that, energies are ``None`` and ``covered`` is False.
+
+    ``rise_s`` > 0 (the GPU protocol's rise-time handling, :mod:`energybench.gpu_protocol`): the
+    first ``rise_s`` seconds are not trusted (a lagging sensor still ramps up); their energy is
+    the steady-state power of ``[t_start + rise_s, t_end]`` times ``rise_s``. Prefill inside the
+    rise gets steady-state power too. Not applied (``note`` says so) when the window is not
+    longer than ``rise_s``. Average power follows the corrected energy; peak power does not.
     """
     t0, t1 = int(t_start_ns), int(t_end_ns)
     if t1 < t0:
@@ -289,12 +299,38 @@ def attribute_domain(domain: Domain, series: Series, t_start_ns: int, t_end_ns: 
     if t_prefill_end_ns is not None:
         result.prefill_energy_j = float(e[1] - e[0])
         result.decode_energy_j = float(e[2] - e[1])
+    if rise_s > 0:
+        if duration_s > rise_s:
+            _discard_rise(result, series, t0, t1, t_prefill_end_ns, rise_s)
+            energy = float(result.energy_j)
+        else:
+            result.note = (f"rise time {rise_s:g} s NOT discarded: the window ({duration_s:.3g} s) is not longer "
+                           "(GPU protocol)")
     if duration_s > 0:
         result.avg_power_w = energy / duration_s
         result.peak_power_w = _domain_peak(domain, series, t0, t1)
     if idle_power_w is not None:
         result.energy_net_j = energy - idle_power_w * duration_s
     return result
+
+
+def _discard_rise(result: DomainEnergy, series: Series, t0: int, t1: int, t_pf: int | None, rise_s: float) -> None:
+    """Replace the energy of ``[t0, t0 + rise_s]`` by steady-state power x ``rise_s`` (in place)."""
+    t_r = t0 + int(round(rise_s * 1e9))
+    c = cumulative_at(series, np.asarray([t_r, t1] + ([t_pf] if t_pf is not None else []), dtype=np.int64))
+    steady_j = float(c[1] - c[0])
+    steady_w = steady_j / ((t1 - t_r) / 1e9)
+    result.energy_j = steady_w * rise_s + steady_j
+    if t_pf is not None:
+        if t_pf <= t_r:
+            prefill = steady_w * (t_pf - t0) / 1e9
+        else:
+            prefill = steady_w * rise_s + float(c[2] - c[0])
+        result.prefill_energy_j = prefill
+        result.decode_energy_j = result.energy_j - prefill
+    result.rise_s = rise_s
+    result.note = (f"first {rise_s:g} s (rise time) replaced by the steady-state {steady_w:.4g} W "
+                   "(GPU protocol, Yang et al. SC'24)")
 
 
 def _domain_peak(domain: Domain, series: Series, t0: int, t1: int) -> float:
@@ -405,12 +441,14 @@ def _throttled(samples: pl.DataFrame | None, t0: int, t1: int) -> bool | None:
 def attribute_run(domains: Sequence[Domain], samples: pl.DataFrame | Mapping[tuple[str, str], Series], *,
                   t_start_ns: int, t_end_ns: int, t_prefill_end_ns: int | None = None,
                   idle_power_w: Mapping[str, float] | None = None,
-                  jitter_p99_ms: float | None = None) -> RunEnergy:
+                  jitter_p99_ms: float | None = None,
+                  rise_s: Mapping[str, float] | None = None) -> RunEnergy:
     """Attribute every domain over one run and build the RUNS_SCHEMA energy columns.
 
     ``samples``: a SAMPLES_SCHEMA frame (what :meth:`Sampler.to_frame` returns) or series per
     (meter, domain). ``idle_power_w``: W per domain key (see :func:`domain_keys`; plain domain
-    names also match); a domain without one gets ``energy_net_j = None``.
+    names also match); a domain without one gets ``energy_net_j = None``. ``rise_s``: seconds of
+    rise time to discard per domain (same keys; :meth:`GpuProtocol.rise_by_domain` gives them).
     """
     frame = samples if isinstance(samples, pl.DataFrame) else None
     series = series_from_frame(samples) if isinstance(samples, pl.DataFrame) else dict(samples)
@@ -428,7 +466,10 @@ def attribute_run(domains: Sequence[Domain], samples: pl.DataFrame | Mapping[tup
         if s is None:
             s = make_series([], [], d.kind)
         r = attribute_domain(d, s, t0, t1, t_prefill_end_ns=t_prefill_end_ns,
-                             idle_power_w=_lookup(idle_power_w, d, key), key=key)
+                             idle_power_w=_lookup(idle_power_w, d, key), key=key,
+                             rise_s=_lookup(rise_s, d, key) or 0.0)
+        if r.covered and r.note and r.rise_s == 0:
+            warnings.append(f"{key}: {r.note}")
         if not r.covered:
             warnings.append(
                 f"{key} ({d.meter}): samples do not cover the window (n={len(s)}, gap {r.gap_s * 1e3:.1f} ms "
@@ -494,24 +535,27 @@ def _total_peak(counted: list[DomainEnergy], series: Mapping[tuple[str, str], Se
 def energy_columns(domains: Sequence[Domain], samples: pl.DataFrame | Mapping[tuple[str, str], Series],
                    t_start_ns: int, t_prefill_end_ns: int | None, t_end_ns: int,
                    idle_power_w: Mapping[str, float] | None = None, *,
-                   jitter_p99_ms: float | None = None) -> dict[str, Any]:
+                   jitter_p99_ms: float | None = None,
+                   rise_s: Mapping[str, float] | None = None) -> dict[str, Any]:
     """:func:`run_energy_columns` with the run timestamps positional, in time order."""
     return run_energy_columns(domains, samples, t_start_ns=t_start_ns, t_end_ns=t_end_ns,
                               t_prefill_end_ns=t_prefill_end_ns, idle_power_w=idle_power_w,
-                              jitter_p99_ms=jitter_p99_ms)
+                              jitter_p99_ms=jitter_p99_ms, rise_s=rise_s)
 
 
 def run_energy_columns(domains: Sequence[Domain], samples: pl.DataFrame | Mapping[tuple[str, str], Series], *,
                        t_start_ns: int, t_end_ns: int, t_prefill_end_ns: int | None = None,
                        idle_power_w: Mapping[str, float] | None = None,
-                       jitter_p99_ms: float | None = None) -> dict[str, Any]:
+                       jitter_p99_ms: float | None = None,
+                       rise_s: Mapping[str, float] | None = None) -> dict[str, Any]:
     """Exactly the RUNS_SCHEMA energy columns (:data:`ENERGY_COLUMNS`) of one run.
 
     ``t_prefill_end_ns`` None: prefill/decode columns stay null (e.g. ``measure -- CMD``).
+    ``rise_s``: rise time to discard per domain (the GPU protocol; see :func:`attribute_domain`).
     """
     return attribute_run(domains, samples, t_start_ns=t_start_ns, t_end_ns=t_end_ns,
                          t_prefill_end_ns=t_prefill_end_ns, idle_power_w=idle_power_w,
-                         jitter_p99_ms=jitter_p99_ms).columns
+                         jitter_p99_ms=jitter_p99_ms, rise_s=rise_s).columns
 
 
 # ----------------------------------------------------------------------------- idle baseline

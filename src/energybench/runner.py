@@ -22,8 +22,9 @@ import polars as pl
 from energybench import __version__
 from energybench.backends import Backend, GenerationRequest, ModelInfo, RunResult, create_backend
 from energybench.errors import ConfigError, EnergybenchError, UsageError
+from energybench.gpu_protocol import GpuProtocol
 from energybench.plan import PromptSpec, RunPoint
-from energybench.results import ResultsStore, read_runs
+from energybench.results import RUNS_SCHEMA, ResultsStore, read_runs
 from energybench.sysinfo import clock_info, host_info
 
 EventSink = Callable[[str, dict[str, Any]], None]
@@ -45,14 +46,17 @@ class Prepared:
     backend_mode: str
 
 
-def backend_mode(n_gpu_layers: int, n_layer: int, supports_gpu: bool) -> str:
+def backend_mode(n_gpu_layers: int, n_layer: int | None, supports_gpu: bool) -> str:
     """cpu / cuda-partial / cuda-full from the offload request and the model's layer count.
 
-    llama.cpp counts the output layer as one more offloadable layer: n_layer + 1 (or -1) = all.
+    llama.cpp counts the output layer as one more offloadable layer: n_layer + 1 (or -1) = all,
+    so n_gpu_layers == n_layer (every repeating layer, output layer on the CPU) is still partial.
+    ``n_layer`` None (the model could not be read, e.g. for a failed row): a positive request
+    counts as partial. A build without GPU offload runs everything on the CPU.
     """
     if n_gpu_layers == 0 or not supports_gpu:
         return "cpu"
-    if n_gpu_layers < 0 or n_gpu_layers >= n_layer + 1:
+    if n_gpu_layers < 0 or (n_layer is not None and n_gpu_layers >= n_layer + 1):
         return "cuda-full"
     return "cuda-partial"
 
@@ -111,6 +115,8 @@ class Session:
         self.sweep_id = sweep_id
         self.domains = list(getattr(self.sampler, "domains", []))
         self.idle_power_w: dict[str, float] = {}
+        #: pauses taken before runs under the GPU protocol, run_id -> seconds (callers record them)
+        self.gaps_s: dict[str, float] = {}
         self._models: dict[str, Any] = {}
         self._loaded_key: str | None = None
         self.model_loads = 0
@@ -226,11 +232,23 @@ class Session:
 
     # ------------------------------------------------------------------ one run
     def run(self, prep: Prepared, *, run_id: str, rep_index: int, is_warmup: bool, point_index: int = 0,
-            load_s: float | None = None) -> dict[str, Any]:
-        """One generation, measured, attributed and stored. Returns the row."""
+            load_s: float | None = None, protocol: GpuProtocol | None = None) -> dict[str, Any]:
+        """One generation, measured, attributed and stored. Returns the row.
+
+        ``protocol``: the GPU measurement protocol; for a point that offloads it pauses a seeded
+        random gap before the run (recorded in :attr:`gaps_s`) and discards the rise time of GPU
+        power domains in attribution. (Its minimum window is already in ``prep.point``.)
+        """
         from energybench.energy import energy_columns
 
         p = prep.point
+        gpu = protocol is not None and protocol.applies_to(p.n_gpu_layers)
+        gap = protocol.gap_s(run_id) if gpu else 0.0  # type: ignore[union-attr]
+        if gap > 0:
+            self.events("gap", {"run_id": run_id, "seconds": gap})
+            time.sleep(gap)
+        if gpu:
+            self.gaps_s[run_id] = gap
         req = GenerationRequest(prompt_tokens=prep.prompt_tokens, n_gen=p.n_gen, seed=p.seed,
                                 min_window_s=p.min_window_s)
         ctx = p.context_params(len(prep.prompt_tokens))
@@ -254,12 +272,15 @@ class Session:
             )
             samples = self.sampler.to_frame(run_id, min(m0, res.t_start_ns), max(m1, res.t_end_ns))
             jitter = self.sampler.jitter_stats(res.t_start_ns, res.t_end_ns).get("p99_ms")
+            rise = protocol.rise_by_domain(self.domains) if gpu else None  # type: ignore[union-attr]
             row.update(energy_columns(self.domains, samples, res.t_start_ns, res.t_prefill_end_ns, res.t_end_ns,
-                                      self.idle_power_w, jitter_p99_ms=jitter))
+                                      self.idle_power_w, jitter_p99_ms=jitter, rise_s=rise))
         else:
             row.update(status="failed", error=res.error, stderr_tail=res.stderr_tail,
                        t_start_ns=m0, t_end_ns=m1, energy_source="none")
         row["flag_estimate"] = bool(row.get("flag_estimate")) or any(d.estimate for d in self.domains)
+        if gpu and "gap_before_s" in RUNS_SCHEMA:  # the column is optional in the results schema
+            row["gap_before_s"] = gap
         self.store.add_run(row, samples)
         self.sampler.drop_before(m1)
         self.events("run_end", {"run_id": run_id, "row": row})
@@ -301,6 +322,10 @@ class MeasureOptions:
     cpu_tdp_w: float | None = None
     allow_estimate: bool = True
     out_dir: Path | None = None
+    #: GPU measurement protocol (Yang et al. SC'24) for a point that offloads; None = off
+    #: (``--no-gpu-protocol``). It raises the window to ``min_window_s`` and ``reps`` to
+    #: ``min_trials``, pauses a random gap before each run and discards the GPU rise time.
+    gpu_protocol: GpuProtocol | None = field(default_factory=GpuProtocol)
 
 
 @dataclass
@@ -394,13 +419,25 @@ def measure(point: RunPoint, opts: MeasureOptions, *, events: EventSink | None =
     except BaseException:
         backend.close()
         raise
+    protocol = opts.gpu_protocol if opts.gpu_protocol is not None and opts.gpu_protocol.enabled else None
+    gpu = protocol is not None and protocol.applies_to(point.n_gpu_layers)
+    notes: list[str] = []
+    reps = opts.reps
+    if gpu:
+        assert protocol is not None
+        point = protocol.apply_to_point(point)
+        reps = protocol.trials(point.n_gpu_layers, opts.reps)
+        notes.append(gpu_protocol_note(protocol, opts.reps, reps))
     with session:
         model = session.resolve(point.model)
-        store.create(run_metadata(kind="measure", backend_info=info, selection=selection,
-                                  models={point.model: model}, config={"point": point.to_dict(), "options": _opts_dict(opts)}))
+        meta = run_metadata(kind="measure", backend_info=info, selection=selection, models={point.model: model},
+                            config={"point": point.to_dict(), "options": _opts_dict(opts)})
+        if protocol is not None:
+            meta["gpu_protocol"] = protocol.metadata(point_ids=[point.point_id] if gpu else [])
+        store.create(meta)
         prep = session.prepare(point)
         session.idle_baseline(opts.idle_s)
-        total = opts.warmup + opts.reps
+        total = opts.warmup + reps
         for i in range(total):
             warm = i < opts.warmup
             idx = i if warm else i - opts.warmup
@@ -408,18 +445,38 @@ def measure(point: RunPoint, opts: MeasureOptions, *, events: EventSink | None =
             if i and opts.cooldown_s:
                 session.cooldown(opts.cooldown_s)
             session.run(prep, run_id=run_id, rep_index=idx, is_warmup=warm,
-                        load_s=prep.load_s if i == 0 else None)
+                        load_s=prep.load_s if i == 0 else None, protocol=protocol)
             events("progress", {"done": i + 1, "total": total})
-    store.update_metadata(status="finished")
+    finish: dict[str, Any] = {"status": "finished"}
+    if protocol is not None:
+        finish["gpu_protocol"] = protocol.metadata(point_ids=[point.point_id] if gpu else [], gaps_s=session.gaps_s)
+    store.update_metadata(**finish)
     store.consolidate()
     runs = read_runs(out_dir)
     summary = summarize(runs)
-    warnings = list(getattr(selection, "warnings", [])) + summary.pop("warnings", [])
+    warnings = list(getattr(selection, "warnings", [])) + notes + summary.pop("warnings", [])
     return MeasureResult(out_dir=out_dir, runs=runs, summary=summary, warnings=warnings)
 
 
+def gpu_protocol_note(protocol: GpuProtocol, reps_asked: int, reps: int) -> str:
+    """One line saying what the GPU protocol changed for a measurement that offloads."""
+    lo, hi = protocol.random_gap_s
+    rise = "auto" if protocol.discard_rise_s is None else f"{protocol.discard_rise_s:g} s"
+    more = f" (raised from {reps_asked})" if reps > reps_asked else ""
+    return (f"GPU measurement protocol (Yang et al. SC'24) applied: runs of >= {protocol.min_window_s:g} s, "
+            f"{reps} measured repetitions{more}, random {lo:g}-{hi:g} s gaps, rise time {rise}; "
+            "turn it off with --no-gpu-protocol")
+
+
 def _opts_dict(opts: MeasureOptions) -> dict[str, Any]:
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in opts.__dict__.items()}
+    out: dict[str, Any] = {}
+    for k, v in opts.__dict__.items():
+        if isinstance(v, Path):
+            v = str(v)
+        elif isinstance(v, GpuProtocol):
+            v = v.to_dict()
+        out[k] = v
+    return out
 
 
 SUMMARY_METRICS = [
@@ -495,4 +552,4 @@ def _median(series: pl.Series) -> float | None:
 
 
 __all__ = ["Session", "Prepared", "MeasureOptions", "MeasureResult", "measure", "summarize", "timing_columns",
-           "backend_mode", "run_metadata", "EnergybenchError"]
+           "backend_mode", "gpu_protocol_note", "run_metadata", "EnergybenchError"]

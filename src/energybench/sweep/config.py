@@ -576,6 +576,64 @@ class Cooldown(_Strict):
         return self.fixed_s if self.fixed_s is not None else self.until_idle.max_s  # type: ignore[union-attr]
 
 
+def _gap_range(value: Any) -> Any:
+    """``random_gap_s``: ``[lo, hi]`` seconds, or one number for a fixed pause."""
+    if isinstance(value, bool):
+        raise FieldProblem("expected [lo, hi] seconds, got a boolean", value=value)
+    if isinstance(value, (int, float)):
+        value = [value, value]
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise FieldProblem("expected [lo, hi] seconds (two numbers, lo <= hi) or one number", value=value)
+    out = []
+    for i, v in enumerate(value):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v in (float("inf"), float("-inf")):
+            raise FieldProblem("expected a number of seconds", path=(i,), value=v)
+        if v < 0:
+            raise FieldProblem("must be >= 0 seconds", path=(i,), value=v)
+        out.append(float(v))
+    if out[0] > out[1]:
+        raise FieldProblem(f"lo ({out[0]:g}) is larger than hi ({out[1]:g})", value=list(value))
+    return out
+
+
+def _rise(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise FieldProblem("expected auto or a number of seconds >= 0", value=value)
+    if value != value or value < 0 or value == float("inf"):
+        raise FieldProblem("expected auto or a number of seconds >= 0", value=value)
+    return float(value)
+
+
+GapRange = Annotated[list[float], BeforeValidator(_gap_range),
+                     WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0},
+                                               {"type": "array", "minItems": 2, "maxItems": 2,
+                                                "items": {"type": "number", "minimum": 0}}],
+                                     "description": "pause before each run, uniform in [lo, hi] seconds"})]
+RiseField = Annotated[Literal["auto"] | float, BeforeValidator(_rise),
+                      WithJsonSchema({"anyOf": [{"type": "string", "enum": ["auto"]}, {"type": "number", "minimum": 0}],
+                                      "description": "rise time to discard: auto = each GPU power domain's update "
+                                                     "period (energy counters untouched), or seconds (every GPU domain)"})]
+
+
+class GpuProtocolConfig(_Strict):
+    """The GPU measurement protocol of Yang et al. (SC'24), applied to every point that offloads
+    (``n_gpu_layers != 0``); CPU-only points are untouched. Defaults follow the paper's good practice
+    (../shared/README.md section 2): windows >= 5 s, >= 4 trials with randomised gaps, rise time
+    discarded. See :mod:`energybench.gpu_protocol` for what each setting does."""
+
+    enabled: bool = Field(True, description="apply the protocol to points that offload (false: measure them like CPU points)")
+    min_window_s: NonNegFloat = Field(5.0, description="each run of an offloading point lasts at least this long "
+                                                       "(decoding repeats); the paper: >= 5 s")
+    min_trials: PosInt = Field(4, description="at least this many measured repetitions per offloading point; the paper: >= 4")
+    random_gap_s: GapRange = Field([0.5, 2.0], description="seeded random pause before each run of an offloading point, "
+                                                           "[lo, hi] seconds")
+    discard_rise_s: RiseField = Field("auto", description="rise time replaced by steady-state power in GPU energy: "
+                                                          "auto or seconds")
+    seed: NonNegInt = Field(0, description="seed of the random gaps (a gap is a function of seed and run id)")
+
+
 def known_meters() -> list[str]:
     """Meter names the registry offers (falls back to the documented names if it is absent)."""
     try:
@@ -675,6 +733,9 @@ class SweepConfig(_Strict):
     sample_period_ms: PosFloat = Field(20.0, le=10_000, description="power sampling period, milliseconds")
     cpu_tdp_w: PosFloat | None = Field(None, description="CPU TDP in watts for the estimate meter (no real meter)")
     min_window_s: NonNegFloat = Field(0.0, description="repeat decoding until a run lasts at least this long (short-window meters)")
+    gpu_protocol: GpuProtocolConfig = Field(default_factory=GpuProtocolConfig,
+                                            description="GPU measurement protocol (Yang et al. SC'24) for points that "
+                                                        "offload: minimum window, trials, random gaps, rise time")
     output_dir: str | None = Field(None, description="results directory (relative to the working directory); --out wins")
 
     _source: str = PrivateAttr(default="<config>")
@@ -997,10 +1058,14 @@ def load_config(path: str | os.PathLike[str]) -> SweepConfig:
 def config_hash(config: SweepConfig, *, exclude: Iterable[str] = ("output_dir",)) -> str:
     """Stable sha256 (hex) of the normalized config: equal for configs that measure the same
     thing, whatever their spelling (``"1-4"`` vs ``[1, 2, 3, 4]``, defaults written out or not).
-    ``output_dir`` is left out by default: moving a results dir must not break a resume."""
+    ``output_dir`` is left out by default: moving a results dir must not break a resume.
+    ``gpu_protocol`` is left out when no point offloads: it changes nothing then (and CPU-only
+    configs keep the hash they had before the section existed)."""
     data = config.normalized()
     for key in exclude:
         data.pop(key, None)
+    if not offloads(config):
+        data.pop("gpu_protocol", None)
     blob = json.dumps({"v": HASH_VERSION, "config": data}, sort_keys=True, separators=(",", ":"),
                       ensure_ascii=True, allow_nan=False).encode()
     return hashlib.sha256(blob).hexdigest()
@@ -1147,6 +1212,44 @@ def resolve_sweep_config(config_path: str | os.PathLike[str] | None = None, **fl
     return config_from_flags(base, **flags)
 
 
+def offloads(config: SweepConfig) -> bool:
+    """Whether any point of ``config`` offloads layers to a GPU (``n_gpu_layers != 0``)."""
+    return any(n != 0 for n in config.grid.n_gpu_layers)
+
+
+def gpu_warnings(config: SweepConfig, *, supports_gpu_offload: Any = None) -> list[str]:
+    """Warnings about the GPU side of ``config`` (``energybench config validate`` prints them).
+
+    Only a config whose grid offloads is checked: then whether the installed llama-cpp-python can
+    offload at all (asked in a child process, cached; ``supports_gpu_offload`` may be given as a
+    callable returning bool, for tests), and whether the GPU protocol is switched off.
+    """
+    if not offloads(config):
+        return []
+    from energybench.errors import EnergybenchError
+
+    layers = sorted(n for n in config.grid.n_gpu_layers if n != 0)
+    out: list[str] = []
+    if supports_gpu_offload is None:
+        from energybench.gpu import supports_gpu_offload
+    try:
+        ok = bool(supports_gpu_offload())
+    except EnergybenchError as exc:
+        out.append(f"grid.n_gpu_layers {layers} offloads to the GPU, but whether this llama-cpp-python build can "
+                   f"do that could not be checked: {exc.one_line()}")
+    else:
+        if not ok:
+            from energybench.gpu import CUDA_INSTALL_ONE_LINER
+
+            out.append(f"grid.n_gpu_layers {layers} offloads to the GPU, but the installed llama-cpp-python is a "
+                       f"CPU-only build: `energybench sweep` will refuse to start (install a CUDA build: "
+                       f"{CUDA_INSTALL_ONE_LINER}, see docs/cuda.md; or use n_gpu_layers: [0])")
+    if not config.gpu_protocol.enabled:
+        out.append("gpu_protocol.enabled is false: GPU energy of offloading points is measured without the "
+                   "Yang et al. protocol (NVML energy on A100/H100 was off by 39% on average without it)")
+    return out
+
+
 def estimate_note(config: SweepConfig) -> str:
     """A short human note on what the cooldown setting means for time (for summaries)."""
     if config.cooldown.fixed_s is not None:
@@ -1158,7 +1261,8 @@ def estimate_note(config: SweepConfig) -> str:
 
 __all__ = [
     "ADAPTIVE_METRICS", "FLAG_NAMES", "FLASH_ATTN", "ORDERS", "AdaptiveRepetitions", "Cooldown", "FieldProblem",
-    "Grid", "PromptAxis", "Repetitions", "SweepConfig", "UntilIdle", "allowed_keys", "config_error_from_validation",
-    "config_from_flags", "config_hash", "config_json_schema", "estimate_note", "format_path", "known_meters",
-    "load_config", "parse_config", "parse_range", "prompt_specs", "read_yaml", "resolve_sweep_config",
+    "GpuProtocolConfig", "Grid", "PromptAxis", "Repetitions", "SweepConfig", "UntilIdle", "allowed_keys",
+    "config_error_from_validation", "config_from_flags", "config_hash", "config_json_schema", "estimate_note",
+    "format_path", "gpu_warnings", "known_meters", "load_config", "offloads", "parse_config", "parse_range",
+    "prompt_specs", "read_yaml", "resolve_sweep_config",
 ]

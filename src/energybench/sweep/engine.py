@@ -21,9 +21,10 @@ import polars as pl
 
 from energybench.backends import create_backend
 from energybench.errors import ResultsError, UsageError
+from energybench.gpu_protocol import GpuProtocol
 from energybench.plan import RunPoint
 from energybench.results import ResultsStore, read_metadata, read_runs
-from energybench.runner import Session, run_metadata
+from energybench.runner import Session, backend_mode, run_metadata
 
 EventSink = Callable[[str, dict[str, Any]], None]
 
@@ -74,6 +75,25 @@ class SweepPlan:
     allow_estimate: bool = True
     config: dict[str, Any] = field(default_factory=dict)
     config_hash: str = ""
+    #: GPU measurement protocol for points that offload (None: none); ``plan_from_config`` has
+    #: already raised those points' ``min_window_s``; :meth:`repetitions_for` raises their trials.
+    gpu_protocol: GpuProtocol | None = None
+
+    def repetitions_for(self, point: RunPoint) -> Repetitions:
+        """The repetitions of one point: the plan's, with at least ``gpu_protocol.min_trials``
+        measured runs for a point that offloads (fixed count, or adaptive min and max)."""
+        r, proto = self.repetitions, self.gpu_protocol
+        if proto is None or not proto.applies_to(point.n_gpu_layers):
+            return r
+        if not r.adaptive:
+            return Repetitions(fixed=proto.trials(point.n_gpu_layers, r.fixed))
+        lo = proto.trials(point.n_gpu_layers, r.min)
+        return Repetitions(fixed=max(r.max, lo), adaptive=True, target_ci_pct=r.target_ci_pct, min=lo,
+                           max=max(r.max, lo), metric=r.metric)
+
+    def runs_total(self) -> int:
+        """Most runs the plan can make (warm-ups included; adaptive points at their maximum)."""
+        return sum(len(run_ids_for(p, self.warmup, self.repetitions_for(p).upper)) for p in self.points)
 
 
 @dataclass
@@ -204,7 +224,9 @@ def run_sweep(plan: SweepPlan, out_dir: Path, *, resume: bool = False, force: bo
         backend.close()
         raise
 
-    n_total = sum(len(run_ids_for(p, plan.warmup, plan.repetitions.upper)) for p in plan.points)
+    n_total = plan.runs_total()
+    protocol = plan.gpu_protocol
+    gpu_points = [p.point_id for p in plan.points if protocol is not None and protocol.applies_to(p.n_gpu_layers)]
     failures: dict[str, int] = {}
     skipped: list[str] = []
     ran = 0
@@ -217,11 +239,15 @@ def run_sweep(plan: SweepPlan, out_dir: Path, *, resume: bool = False, force: bo
             models[ref] = session.resolve(ref)
         new_meta = run_metadata(kind="sweep", backend_info=info, selection=selection, models=models,
                                 config=plan.config, config_hash=plan.config_hash)
+        gaps_s: dict[str, float] = dict((meta.get("gpu_protocol") or {}).get("gaps_s") or {}) if resume else {}
+        if protocol is not None:
+            new_meta["gpu_protocol"] = protocol.metadata(point_ids=gpu_points, gaps_s=gaps_s)
         if resume:
             resumes = list(meta.get("resumes", [])) + [{"at": datetime.now(UTC).isoformat(),
                                                         "config_hash": plan.config_hash, "forced": force}]
+            extra = {"gpu_protocol": new_meta["gpu_protocol"]} if protocol is not None else {}
             store.update_metadata(resumes=resumes, status="running", config_hash=plan.config_hash,
-                                  config=plan.config, models={**meta.get("models", {}), **new_meta["models"]})
+                                  config=plan.config, models={**meta.get("models", {}), **new_meta["models"]}, **extra)
         else:
             store.create(new_meta)
         events("start", {"points": len(plan.points), "runs": n_total, "already_done": len(done_ok),
@@ -232,7 +258,8 @@ def run_sweep(plan: SweepPlan, out_dir: Path, *, resume: bool = False, force: bo
         n_idle += 1
         last_run_ended = False
         for index, point in enumerate(plan.points):
-            pending = run_ids_for(point, plan.warmup, plan.repetitions.upper)
+            reps = plan.repetitions_for(point)
+            pending = run_ids_for(point, plan.warmup, reps.upper)
             if all(rid in done_ok for rid, _, _ in pending):
                 events("point_skip_done", {"point_id": point.point_id, "index": index})
                 continue
@@ -249,11 +276,11 @@ def run_sweep(plan: SweepPlan, out_dir: Path, *, resume: bool = False, force: bo
                 continue
             load_pending = prep.load_s
             metric_vals: list[float] = []
-            if plan.repetitions.adaptive:
-                metric_vals = _done_metric_values(out_dir, point, plan.repetitions.metric, done_ok)
+            if reps.adaptive:
+                metric_vals = _done_metric_values(out_dir, point, reps.metric, done_ok)
             for run_id, rep_index, warm in pending:
-                if not warm and plan.repetitions.adaptive and rep_index >= plan.repetitions.min:
-                    if ci_half_width_pct(metric_vals) <= plan.repetitions.target_ci_pct:
+                if not warm and reps.adaptive and rep_index >= reps.min:
+                    if ci_half_width_pct(metric_vals) <= reps.target_ci_pct:
                         events("adaptive_stop", {"point_id": point.point_id, "reps": rep_index})
                         break
                 if run_id in done_ok:
@@ -265,7 +292,7 @@ def run_sweep(plan: SweepPlan, out_dir: Path, *, resume: bool = False, force: bo
                 if last_run_ended:
                     cooldown_s += _cool(session, plan.cooldown)
                 row = session.run(prep, run_id=run_id, rep_index=rep_index, is_warmup=warm, point_index=index,
-                                  load_s=load_pending)
+                                  load_s=load_pending, protocol=protocol)
                 load_pending = None
                 last_run_ended = True
                 ran += 1
@@ -274,7 +301,7 @@ def run_sweep(plan: SweepPlan, out_dir: Path, *, resume: bool = False, force: bo
                 if row["status"] == "ok":
                     done_ok.add(run_id)
                     if not warm:
-                        v = _metric_value(row, plan.repetitions.metric)
+                        v = _metric_value(row, reps.metric)
                         if v is not None:
                             metric_vals.append(v)
                 else:
@@ -285,6 +312,10 @@ def run_sweep(plan: SweepPlan, out_dir: Path, *, resume: bool = False, force: bo
                         events("point_skipped", {"point_id": point.point_id, "failures": failures[point.point_id]})
                         break
                     # a crashed worker is replaced; its model is reloaded inside session.run
+            if session.gaps_s:  # the pauses this point took (they are also recomputable: GpuProtocol.gap_s)
+                gaps_s.update(session.gaps_s)
+                session.gaps_s.clear()
+                store.update_metadata(gpu_protocol=protocol.metadata(point_ids=gpu_points, gaps_s=gaps_s))
         model_loads = session.model_loads
         load_s = session.model_load_s_total
 
@@ -340,14 +371,29 @@ def _record_unrunnable(session: Session, point: RunPoint, index: int, pending: l
     for run_id, rep_index, warm in pending:
         if run_id in done_ok:
             continue
+        mode = backend_mode(point.n_gpu_layers, _n_layer_or_none(session, point),
+                            bool(getattr(session.backend.info(), "supports_gpu_offload", False)))
         row = {"run_id": run_id, "sweep_id": session.sweep_id, "point_id": point.point_id, "point_index": index,
                "rep_index": rep_index, "is_warmup": warm, "status": "failed", "error": error,
                "started_at": datetime.now(UTC), "model": point.model, "backend": session.backend.name,
+               "backend_mode": mode,
                "load_group": point.load_key, "n_threads": point.n_threads, "n_gpu_layers": point.n_gpu_layers,
                "n_batch": point.n_batch, "n_ubatch": point.n_ubatch, "n_gen": point.n_gen, "seed": point.seed,
                "energy_source": "none"}
         session.store.add_run(row)
         return
+
+
+def _n_layer_or_none(session: Session, point: RunPoint) -> int | None:
+    """The model's layer count from its GGUF header, or None when the model cannot be read."""
+    try:
+        from energybench.models.gguf_check import read_gguf_info
+
+        info = read_gguf_info(session.resolve(point.model).path)
+        value = info.metadata.get(f"{info.architecture}.block_count")
+        return int(value) if isinstance(value, int) else None
+    except Exception:  # noqa: BLE001 - the point failed already; its mode is a best effort
+        return None
 
 
 def plan_from_config(config: Any) -> SweepPlan:
@@ -370,10 +416,15 @@ def plan_from_config(config: Any) -> SweepPlan:
     points = expand_and_order(config)
     if config.min_window_s:
         points = [p.with_(min_window_s=config.min_window_s) for p in points]
+    protocol = None
+    settings = getattr(config, "gpu_protocol", None)
+    if settings is not None and settings.enabled:
+        protocol = GpuProtocol.from_settings(settings)
+        points = [protocol.apply_to_point(p) for p in points]
     return SweepPlan(
         name=config.name, points=points, warmup=config.warmup, repetitions=reps, cooldown=cool,
         idle_baseline_s=config.idle_baseline_s, idle_every_min=config.idle_every_min,
         max_failures=config.max_failures, meters=None if config.meters == "auto" else list(config.meters),
         sample_period_s=config.sample_period_ms / 1000.0, cpu_tdp_w=config.cpu_tdp_w,
-        config=config.normalized(), config_hash=config_hash(config),
+        config=config.normalized(), config_hash=config_hash(config), gpu_protocol=protocol,
     )
