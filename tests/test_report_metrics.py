@@ -133,3 +133,15 @@ def test_domain_summary_explodes_domains():
     assert pkg["peak_power_w"] == pytest.approx(12.0)
     assert pkg["j_per_out_token"] == pytest.approx(11.0 / 50)
     assert out.filter(pl.col("domain") == "core")["parent"][0] == "pkg"
+
+
+def test_measure_memory_bandwidth():
+    from energybench.errors import UsageError
+    from energybench.report import measure_memory_bandwidth
+
+    one = measure_memory_bandwidth(size_mb=64, repeats=2, n_threads=1)
+    two = measure_memory_bandwidth(size_mb=64, repeats=2, n_threads=2)
+    # any machine this runs on moves between 0.5 GB/s and 10 TB/s
+    assert 0.5 < one < 10_000 and 0.5 < two < 10_000
+    with pytest.raises(UsageError, match="size_mb"):
+        measure_memory_bandwidth(size_mb=0)
