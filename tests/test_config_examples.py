@@ -58,9 +58,10 @@ def test_p1_is_the_study_baseline() -> None:
 def test_p2_is_the_study_ablation() -> None:
     c = load_config(EXAMPLES / "p2_ablation.yaml")
     assert c.models == ["synthetic:tinyllama-1.1b:Q4_0"]
-    assert c.grid.threads == [1, 4, 8] and c.grid.n_gpu_layers == [0, 11, 22] and c.grid.batch == [128, 512, 1024]
+    # 0/11/22 of 22 layers as in the study, plus 23 = every layer and the output layer
+    assert c.grid.threads == [1, 4, 8] and c.grid.n_gpu_layers == [0, 11, 22, 23] and c.grid.batch == [128, 512, 1024]
     assert set(c.grid.prompt.suites or []) == {"short_dialogue", "analytical_reasoning", "narrative_generation"}
-    assert len(group_by_load(expand(c))) == 3  # one load group per GPU-layer setting
+    assert len(group_by_load(expand(c))) == 4  # one load group per GPU-layer setting
     assert c.repetitions.adaptive is not None and c.repetitions.adaptive.metric == "j_per_token"
     assert "tinyllama-1.1b-chat:Q4_0" in (EXAMPLES / "p2_ablation.yaml").read_text()
 
