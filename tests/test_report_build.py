@@ -269,3 +269,33 @@ def test_generator_writes_what_a_sweep_writes(results):
         assert row["energy_j"] == pytest.approx(top)
         assert np.isclose(row["energy_net_j"], row["energy_j"] - row["idle_power_w"] * row["window_s"])
     assert runs_frame(ok.head(1).to_dicts()).height == 1  # rows conform to RUNS_SCHEMA
+
+
+@pytest.mark.slow
+def test_report_of_a_real_llama_cpp_sweep(tmp_path, cli, tiny_model):
+    """A real sweep (llama.cpp worker, this machine's meters) reported through the CLI."""
+    import yaml
+
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "name": "r", "models": ["synthetic:tiny"],
+        "grid": {"threads": [1, 2], "batch": [32], "prompt": {"n_prompt": 24}, "n_gen": 8},
+        "warmup": 1, "repetitions": {"fixed": 3}, "cooldown": {"fixed_s": 0}, "idle_baseline_s": 0.3,
+        "sample_period_ms": 20}))
+    out = tmp_path / "out"
+    r = cli("sweep", "--config", str(cfg), "--out", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    r = cli("report", str(out), "-o", str(tmp_path / "rep"), "--format", "json", "--no-figures", "--export", "csv")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["varied"] == ["n_threads"] and doc["sets"][0]["ok"] == 6 and doc["sets"][0]["warmups"] == 2
+    recs = {x["objective"]: x for x in doc["recommendations"]}
+    assert recs["latency"]["best"]["config"]["n_threads"] in (1, 2) and recs["latency"]["best"]["value"] > 0
+    # this machine has no RAPL/NVML: energy is an estimate or absent, and the report says which
+    assert any("estimate" in w or "no energy" in w for w in doc["warnings"])
+    runs = read_runs(out)
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert runs["model_sha256"][0] in md and "synthetic:24" in md
+    with open(tmp_path / "rep" / "tables" / "latency_results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 8 and {r["tokens_generated"] for r in rows} == {"8"}
