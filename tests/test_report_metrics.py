@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -145,3 +146,14 @@ def test_measure_memory_bandwidth():
     assert 0.5 < one < 10_000 and 0.5 < two < 10_000
     with pytest.raises(UsageError, match="size_mb"):
         measure_memory_bandwidth(size_mb=0)
+
+
+def test_samples_power_of_a_slow_counter_uses_its_changes():
+    # a 50 W domain whose counter refreshes every 100 ms, sampled every 20 ms (NVML-like)
+    t = np.arange(0, 21) * 20_000_000
+    value = 50.0 * (t // 100_000_000) * 0.1  # steps of 5 J every 100 ms
+    s = pl.DataFrame({"run_id": "r", "meter": "nvml", "domain": "gpu", "t_ns": t, "value": value, "unit": "J"})
+    naive = M.samples_power(s.lazy()).collect()["power_w"].to_numpy()
+    assert naive.max() == pytest.approx(250.0) and (naive == 0).sum() > 10  # spikes and zeros
+    steady = M.samples_power(s.lazy(), changes_only=True).collect()["power_w"].to_numpy()
+    assert steady == pytest.approx(np.full(steady.size, 50.0)) and steady.size == 4

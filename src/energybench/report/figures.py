@@ -94,6 +94,19 @@ def _wrap(text: str, width: int = 125) -> str:
     return "\n".join(textwrap.wrap(text, width)) if text else text
 
 
+def _axis_labels(breaks: Sequence[float]) -> list[str]:
+    """Tick labels with just enough decimals to tell neighbouring breaks apart (4.001 vs 4.002)."""
+    vals = [float(b) for b in breaks if b is not None and np.isfinite(b)]
+    if len(vals) < 2:
+        return [f"{float(b):g}" for b in breaks]
+    step = min(abs(b - a) for a, b in zip(vals, vals[1:], strict=False) if b != a) if len(set(vals)) > 1 else 1.0
+    decimals = min(6, int(max(0, -np.floor(np.log10(step))))) if step > 0 else 0
+    big = max(abs(v) for v in vals)
+    if big >= 1e6 or (big < 1e-3 and big > 0):
+        return [f"{float(b):.2e}" for b in breaks]
+    return [f"{float(b):.{decimals}f}" for b in breaks]
+
+
 def _label3(v: float) -> str:
     """3 significant digits without scientific notation for everyday magnitudes."""
     from energybench.report.fmt import fmt_num
@@ -186,6 +199,7 @@ def _curve(a: Analysis, x: str, metrics: Sequence[str], title: str, prefer_color
     if color or a.multi_set:
         g = g + p9.scale_color_manual(values=PALETTE * 4)
     xs = sorted(df[x].drop_nulls().unique().to_list())
+    g = g + p9.scale_y_continuous(labels=_axis_labels)
     if log_x:
         g = g + p9.scale_x_continuous(trans="log2", breaks=xs, labels=[_disp(v) for v in xs])
     else:
@@ -372,10 +386,12 @@ def timeline_frame(a: Analysis) -> pl.DataFrame:
         t0 = run["t_start_ns"]
         cfg_txt = describe_config({k: run[k] for k in a.varied}) if a.varied else run_id
         label = (f"[{set_name}] " if a.multi_set else "") + f"{cfg_txt} ({why.split(':')[0]})"
-        p = samples_power(s.lazy()).collect().with_columns(
+        p = samples_power(s.lazy(), changes_only=True).collect().with_columns(
             t_s=(pl.col("t_ns") - t0) / 1e9, run=pl.lit(label),
             prefill_end_s=pl.lit((run["t_prefill_end_ns"] - t0) / 1e9 if run["t_prefill_end_ns"] else None),
             end_s=pl.lit((run["t_end_ns"] - t0) / 1e9 if run["t_end_ns"] else None))
+        # 6 significant digits: a constant power must plot flat, not as float noise around it
+        p = p.with_columns(power_w=pl.col("power_w").round_sig_figs(6))
         frames.append(p.select("run", "domain", "meter", "t_s", "power_w", "prefill_end_s", "end_s"))
     return pl.concat(frames) if frames else pl.DataFrame()
 
@@ -407,6 +423,7 @@ def fig_power_timeline(a: Analysis) -> ggplot | None:
          + p9.scale_fill_manual(values={"prefill": "#ff7f0e", "decode": "#1f77b4"})
          + p9.scale_color_manual(values=PALETTE * 4)
          + p9.facet_grid("domain ~ run", scales="free_y")
+         + p9.scale_y_continuous(labels=_axis_labels)
          + p9.labs(title="Power timeline: prefill and decode shaded",
                    subtitle="counters differenced to watts; one panel row per domain",
                    x="time since run start (s)", y="power (W)", fill="phase", color="domain")

@@ -208,15 +208,23 @@ def domain_provenance(lf: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def samples_power(lf: pl.LazyFrame, *, stamp: str = "mid") -> pl.LazyFrame:
+def samples_power(lf: pl.LazyFrame, *, stamp: str = "mid", changes_only: bool = False) -> pl.LazyFrame:
     """Power in watts from samples: counters (unit J, cumulative) by differencing, W as they are.
 
     Each counter sample after the first of its (run, meter, domain) gets the average power since
     the previous one, stamped at the interval's midpoint (``stamp="mid"``, for plots) or left at the
     sample's own time (``stamp="end"``, for logs). Adds ``power_w``.
+
+    ``changes_only``: difference a counter only between the samples where its value changed. A
+    counter that refreshes more slowly than it is sampled (NVML energy: every 20-100 ms, §2) would
+    otherwise read 0 W, then a spike of several times the true power; between changes the average
+    is right.
     """
     key = ["run_id", "meter", "domain"]
     lf = lf.sort([*key, "t_ns"])
+    if changes_only:
+        prev = pl.col("value").shift(1).over(key)
+        lf = lf.filter((pl.col("unit") != "J") | prev.is_null() | (pl.col("value") != prev))
     dt_s = pl.col("t_ns").diff().over(key) / 1e9
     de_j = pl.col("value").diff().over(key)
     counter = pl.col("unit") == "J"
