@@ -25,7 +25,7 @@ from energybench.errors import ConfigError, EnergybenchError, UsageError
 from energybench.gpu_protocol import GpuProtocol
 from energybench.plan import PromptSpec, RunPoint
 from energybench.results import RUNS_SCHEMA, ResultsStore, read_runs
-from energybench.sysinfo import clock_info, host_info
+from energybench.sysinfo import clock_info, host_info, memory_bandwidth_gbs
 
 EventSink = Callable[[str, dict[str, Any]], None]
 
@@ -393,6 +393,7 @@ def run_metadata(*, kind: str, backend_info: Any, selection: Any, models: dict[s
                    for ref, m in models.items()},
         "config": config,
         "config_hash": config_hash,
+        "memory_bandwidth_gbs": memory_bandwidth_gbs(),  # decode roofline ceiling (cached per machine)
         "status": "running",
     }
 

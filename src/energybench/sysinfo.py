@@ -98,3 +98,40 @@ def clock_info() -> dict[str, Any]:
         "clock_offset_ns": wall - mono,  # wall_ns = t_ns + clock_offset_ns
         "created_at": datetime.now(UTC).isoformat(),
     }
+
+
+def memory_bandwidth_gbs(*, refresh: bool = False) -> float | None:
+    """This machine's memory copy bandwidth (GB/s), measured once and cached in the energybench home.
+
+    The decode roofline of reports needs it (tokens/s <= bandwidth / bytes per token). The copy
+    benchmark takes about a second, so it runs once per machine (keyed by host, CPU and memory
+    size); ``refresh=True`` measures again. None when it cannot be measured.
+    """
+    import json
+
+    from energybench.paths import home
+
+    info = host_info()
+    key = f"{info['hostname']}|{info['cpu_model']}|{info['cpu_logical']}|{info['memory_total_bytes']}"
+    path = home() / "host-bandwidth.json"
+    cache: dict[str, Any] = {}
+    try:
+        cache = json.loads(path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    if not refresh and isinstance(cache.get(key), dict) and cache[key].get("gbs"):
+        return float(cache[key]["gbs"])
+    try:
+        from energybench.report.bandwidth import measure_memory_bandwidth
+
+        gbs = float(measure_memory_bandwidth())
+    except Exception:  # noqa: BLE001 - the roofline is optional: never fail a measurement for it
+        return None
+    cache[key] = {"gbs": gbs, "measured_at": datetime.now(UTC).isoformat()}
+    try:
+        from energybench.results import atomic_write_json
+
+        atomic_write_json(path, cache)
+    except OSError:
+        pass
+    return gbs
