@@ -44,6 +44,26 @@ def test_energy_per_token_edp_ed2p_by_hand():
     assert r["prefill_energy_frac"] == pytest.approx(0.3)
 
 
+def test_repeated_decode_is_normalised_to_one_request():
+    # --min-window repeated the decode 4 times: one prefill (0.5 s, 30 J), 4 decodes (1.5 s, 70 J in all)
+    r = _metrics([_run(n_repeats=4, n_gen_tokens=200)]).row(0, named=True)
+    t_req = 0.5 + 1.5 / 4
+    e_req = 30.0 + 70.0 / 4
+    assert r["e2e_s"] == pytest.approx(t_req)
+    assert r["energy_j"] == pytest.approx(e_req) and r["window_energy_j"] == pytest.approx(100.0)
+    assert r["n_out_tokens"] == pytest.approx(50.0)
+    assert r["j_per_out_token"] == pytest.approx(e_req / 50)
+    assert r["j_per_token"] == pytest.approx(e_req / 150)
+    assert r["edp_js"] == pytest.approx(e_req * t_req)
+    assert r["decode_j_per_token"] == pytest.approx(70.0 / 200)
+    assert r["prefill_energy_frac"] == pytest.approx(30.0 / e_req)
+    # the per-request energy and time agree with a run that was never repeated
+    one = _metrics([_run(window_s=t_req, decode_s=1.5 / 4, energy_j=e_req, decode_energy_j=70.0 / 4,
+                         energy_net_j=None, decode_energy_net_j=None)]).row(0, named=True)
+    assert one["j_per_out_token"] == pytest.approx(r["j_per_out_token"])
+    assert one["edp_js"] == pytest.approx(r["edp_js"])
+
+
 def test_latency_recomputed_from_timestamps_when_missing():
     row = _run(window_s=None, prefill_s=None, decode_s=None, t_start_ns=1_000_000_000,
                t_prefill_end_ns=1_250_000_000, t_end_ns=3_250_000_000)
@@ -90,8 +110,11 @@ def test_race_to_sleep_window_formula():
 
 
 def test_default_window_is_slowest_configuration_median():
-    rows = [_run(run_id=f"a{i}", point_id="fast", window_s=w) for i, w in enumerate([1.0, 2.0, 9.0])]
-    rows += [_run(run_id=f"b{i}", point_id="slow", window_s=w) for i, w in enumerate([3.0, 4.0, 5.0])]
+    def run(rid: str, pid: str, w: float) -> dict:
+        return _run(run_id=rid, point_id=pid, window_s=w, prefill_s=0.25 * w, decode_s=0.75 * w)
+
+    rows = [run(f"a{i}", "fast", w) for i, w in enumerate([1.0, 2.0, 9.0])]
+    rows += [run(f"b{i}", "slow", w) for i, w in enumerate([3.0, 4.0, 5.0])]
     lf = M.run_metrics(runs_frame(rows).lazy()).with_columns(set=pl.lit("s"), workload=pl.lit("w"))
     win = M.default_race_window(M.valid_runs(lf), ["workload"]).collect()
     # medians: fast 2.0 s, slow 4.0 s -> T = 4.0 s (not the single slowest run, 9 s)

@@ -498,10 +498,12 @@ def summarize(runs: pl.DataFrame) -> dict[str, Any]:
     """Median and spread (min, max) over the measured (non-warm-up, ok) runs of one point."""
     ok = runs.filter(~pl.col("is_warmup") & (pl.col("status") == "ok"))
     failed = runs.filter(pl.col("status") != "ok")
-    ok = ok.with_columns(
-        (pl.col("energy_j") / pl.col("n_gen_tokens")).alias("j_per_token"),
-        (pl.col("energy_net_j") / pl.col("n_gen_tokens")).alias("j_per_token_net"),
-    )
+    # per-request energy per output token, as the report computes it (a --min-window run repeats
+    # the decode: one request = one prefill + one decode)
+    from energybench.report.metrics import with_energy, with_latency
+
+    per_req = with_energy(with_latency(ok.lazy())).select("j_per_out_token", "j_per_out_token_net").collect()
+    ok = ok.with_columns(j_per_token=per_req["j_per_out_token"], j_per_token_net=per_req["j_per_out_token_net"])
     metrics: dict[str, Any] = {}
     for col, label, unit in SUMMARY_METRICS:
         vals = [v for v in ok[col].to_list() if v is not None] if col in ok.columns else []

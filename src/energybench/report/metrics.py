@@ -58,13 +58,24 @@ def _safe_div(num: pl.Expr, den: pl.Expr) -> pl.Expr:
     return pl.when(den > 0).then(num / den).otherwise(None)
 
 
+def _repeats() -> pl.Expr:
+    """Decode repetitions inside one run (``--min-window`` repeats decoding; 1 otherwise)."""
+    return pl.col("n_repeats").fill_null(1).clip(lower_bound=1).cast(pl.Float64)
+
+
 def with_latency(lf: pl.LazyFrame) -> pl.LazyFrame:
-    """End-to-end seconds, TTFT, prefill/decode token rates (recomputed from timestamps when missing)."""
+    """Per-request seconds, TTFT, prefill/decode token rates (recomputed from timestamps when missing).
+
+    A run whose decode was repeated to fill a minimum window (``n_repeats`` > 1) served one request:
+    one prefill and one decode. Its per-request time is ``prefill_s + decode_s / n_repeats`` and its
+    per-request token counts divide the decode tokens likewise; ``window_s`` stays the measured window.
+    """
     window = pl.coalesce(pl.col("window_s"), (pl.col("t_end_ns") - pl.col("t_start_ns")) / 1e9)
     prefill_s = pl.coalesce(pl.col("prefill_s"), (pl.col("t_prefill_end_ns") - pl.col("t_start_ns")) / 1e9)
     decode_s = pl.coalesce(pl.col("decode_s"), (pl.col("t_end_ns") - pl.col("t_prefill_end_ns")) / 1e9)
+    reps = _repeats()
     return lf.with_columns(
-        e2e_s=window,
+        e2e_s=pl.coalesce(prefill_s + decode_s / reps, window / reps),
         prefill_s=prefill_s,
         decode_s=decode_s,
         ttft_ms=pl.coalesce(pl.col("ttft_ms"), prefill_s * 1e3),
@@ -72,24 +83,33 @@ def with_latency(lf: pl.LazyFrame) -> pl.LazyFrame:
         e2e_ms=pl.col("e2e_s") * 1e3,
         prefill_tok_s=pl.coalesce(pl.col("prefill_tok_s"), _safe_div(pl.col("n_prompt_tokens"), pl.col("prefill_s"))),
         decode_tok_s=pl.coalesce(pl.col("decode_tok_s"), _safe_div(pl.col("n_gen_tokens"), pl.col("decode_s"))),
-        n_total_tokens=(pl.col("n_prompt_tokens").fill_null(0) + pl.col("n_gen_tokens").fill_null(0)).cast(pl.Int64),
+        n_out_tokens=pl.col("n_gen_tokens").cast(pl.Float64) / reps,
+    ).with_columns(
+        n_total_tokens=pl.col("n_prompt_tokens").fill_null(0).cast(pl.Float64) + pl.col("n_out_tokens").fill_null(0),
     )
 
 
 def with_energy(lf: pl.LazyFrame) -> pl.LazyFrame:
     """J/token (gross, net; per output and per total token), tokens/J, phase split, EDP and ED2P.
 
-    Needs :func:`with_latency` first. Energy metrics are null for runs without energy.
+    Needs :func:`with_latency` first. Energy metrics are null for runs without energy. ``energy_j``
+    here is the energy of one request (see :func:`with_latency`; equal to the run's energy unless
+    decoding was repeated to fill a minimum window); ``window_energy_j`` keeps the run's total.
     """
     has_energy = pl.col("energy_j").is_not_null() & (pl.col("energy_source").fill_null("measured") != "none")
-    e = pl.when(has_energy).then(pl.col("energy_j")).otherwise(None)
-    e_net = pl.when(has_energy).then(pl.col("energy_net_j")).otherwise(None)
-    n_out = pl.col("n_gen_tokens").cast(pl.Float64)
-    n_all = pl.col("n_total_tokens").cast(pl.Float64)
+    reps = _repeats()
+    # energy of one request: the prefill once, the (repeated) decode once
+    req = pl.coalesce(pl.col("prefill_energy_j") + pl.col("decode_energy_j") / reps, pl.col("energy_j") / reps)
+    req_net = pl.coalesce(pl.col("prefill_energy_net_j") + pl.col("decode_energy_net_j") / reps,
+                          pl.col("energy_net_j") / reps)
+    e = pl.when(has_energy).then(req).otherwise(None)
+    e_net = pl.when(has_energy).then(req_net).otherwise(None)
+    n_out = pl.col("n_out_tokens")
+    n_all = pl.col("n_total_tokens")
     t = pl.col("e2e_s")
-    phases = pl.col("prefill_energy_j") + pl.col("decode_energy_j")
     return lf.with_columns(
         has_energy=has_energy,
+        window_energy_j=pl.when(has_energy).then(pl.col("energy_j")).otherwise(None),
         energy_j=e,
         energy_net_j=e_net,
         j_per_out_token=_safe_div(e, n_out),
@@ -99,8 +119,8 @@ def with_energy(lf: pl.LazyFrame) -> pl.LazyFrame:
         out_tokens_per_j=_safe_div(n_out, e),
         tokens_per_j=_safe_div(n_all, e),
         prefill_j_per_token=_safe_div(pl.col("prefill_energy_j"), pl.col("n_prompt_tokens").cast(pl.Float64)),
-        decode_j_per_token=_safe_div(pl.col("decode_energy_j"), n_out),
-        prefill_energy_frac=_safe_div(pl.col("prefill_energy_j"), phases),
+        decode_j_per_token=_safe_div(pl.col("decode_energy_j"), pl.col("n_gen_tokens").cast(pl.Float64)),
+        prefill_energy_frac=_safe_div(pl.col("prefill_energy_j"), pl.col("prefill_energy_j") + pl.col("decode_energy_j") / reps),
         edp_js=e * t,
         ed2p_js2=e * t * t,
         edp_per_token_js=_safe_div(e, n_out) * _safe_div(t, n_out),
