@@ -31,60 +31,6 @@ CUDA_INSTALL_ONE_LINER = ("uv sync --reinstall-package llama-cpp-python "
 #: /proc/cpuinfo flags of Intel AMX.
 AMX_CPU_FLAGS = ("amx_bf16", "amx_tile", "amx_int8", "amx_fp16", "amx_complex")
 
-#: The child's program: llama.cpp version, system info, GPU offload support and the ggml devices.
-#: ggml's device registry is not bound by llama-cpp-python 0.3.x (no ``ggml_backend_dev_*`` in
-#: ``llama_cpp``), so it is read through ctypes from the libggml shipped next to libllama.
-_LLAMA_PROBE = r"""
-import ctypes, json, os, sys
-out = {"ok": False}
-try:
-    import llama_cpp as ll
-    out["version"] = getattr(ll, "__version__", None)
-    ll.llama_backend_init()
-    out["system_info"] = ll.llama_print_system_info().decode(errors="replace").strip()
-    out["supports_gpu_offload"] = bool(ll.llama_supports_gpu_offload())
-    devices, note = [], None
-    libdir = os.path.join(os.path.dirname(ll.__file__), "lib")
-    path = next((os.path.join(libdir, n) for n in ("libggml.so", "libggml.dylib", "ggml.dll")
-                 if os.path.exists(os.path.join(libdir, n))), None)
-    if path is None:
-        note = "libggml not found next to libllama: ggml device list unavailable"
-    else:
-        try:
-            g = ctypes.CDLL(path)
-            g.ggml_backend_dev_count.restype = ctypes.c_size_t
-            g.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
-            g.ggml_backend_dev_get.restype = ctypes.c_void_p
-            for fn in ("ggml_backend_dev_name", "ggml_backend_dev_description"):
-                getattr(g, fn).argtypes = [ctypes.c_void_p]
-                getattr(g, fn).restype = ctypes.c_char_p
-            g.ggml_backend_dev_type.argtypes = [ctypes.c_void_p]
-            g.ggml_backend_dev_type.restype = ctypes.c_int
-            g.ggml_backend_dev_memory.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t),
-                                                  ctypes.POINTER(ctypes.c_size_t)]
-            g.ggml_backend_dev_memory.restype = None
-            kinds = {0: "cpu", 1: "gpu", 2: "igpu", 3: "accel", 4: "meta"}
-            for i in range(g.ggml_backend_dev_count()):
-                d = g.ggml_backend_dev_get(i)
-                free, total = ctypes.c_size_t(0), ctypes.c_size_t(0)
-                g.ggml_backend_dev_memory(d, ctypes.byref(free), ctypes.byref(total))
-                devices.append({
-                    "name": (g.ggml_backend_dev_name(d) or b"").decode(errors="replace"),
-                    "description": (g.ggml_backend_dev_description(d) or b"").decode(errors="replace"),
-                    "type": kinds.get(g.ggml_backend_dev_type(d), "unknown"),
-                    "memory_free_bytes": free.value, "memory_total_bytes": total.value,
-                })
-        except (OSError, AttributeError) as exc:
-            note = "ggml device enumeration not available in this build: %s" % exc
-    out["devices"] = devices
-    out["devices_note"] = note
-    out["ok"] = True
-except Exception as exc:
-    out["error"] = "%s: %s" % (type(exc).__name__, exc)
-sys.stdout.write("LLAMA_PROBE " + json.dumps(out) + "\n")
-"""
-
-
 # ------------------------------------------------------------------------------ llama.cpp
 def llama_cpp_probe(timeout_s: float = 120.0, python: str | None = None) -> dict[str, Any]:
     """What the installed llama-cpp-python can do, asked in a child process. Never raises.
@@ -94,10 +40,12 @@ def llama_cpp_probe(timeout_s: float = 120.0, python: str | None = None) -> dict
     ``memory_free_bytes``, ``memory_total_bytes``), ``devices_note``; when the child failed:
     ``error``, ``returncode`` and ``stderr_tail``.
     """
-    cmd = [python or sys.executable, "-c", _LLAMA_PROBE]
+    # The child is energybench's own llama.cpp worker (the process every measurement uses): its
+    # `hello` answer carries the build facts, and its death is reported as data.
+    cmd = [python or sys.executable, "-m", "energybench.backends._worker"]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(cmd, input='{"op": "hello"}\n{"op": "quit"}\n', capture_output=True, text=True,
+                              timeout=timeout_s)
     except subprocess.TimeoutExpired:
         return {"ok": False, "error": f"the llama.cpp probe did not answer within {timeout_s:.0f} s",
                 "returncode": None, "stderr_tail": ""}
@@ -105,16 +53,19 @@ def llama_cpp_probe(timeout_s: float = 120.0, python: str | None = None) -> dict
         return {"ok": False, "error": f"cannot start {cmd[0]}: {exc}", "returncode": None,
                 "stderr_tail": ""}
     stderr_tail = proc.stderr[-2000:]
-    for line in proc.stdout.splitlines():
-        if line.startswith("LLAMA_PROBE "):
-            try:
-                out = json.loads(line[len("LLAMA_PROBE "):])
-            except json.JSONDecodeError:
-                break
-            out["returncode"] = proc.returncode
-            if not out.get("ok"):
-                out["stderr_tail"] = stderr_tail
-            return out
+    first = proc.stdout.splitlines()[0] if proc.stdout.strip() else ""
+    try:
+        resp = json.loads(first) if first else None
+    except json.JSONDecodeError:
+        resp = None
+    if isinstance(resp, dict) and resp.get("ok"):
+        h = resp["result"]
+        return {"ok": True, "returncode": proc.returncode, "version": h.get("version"),
+                "system_info": h.get("system_info", ""), "supports_gpu_offload": bool(h.get("supports_gpu_offload")),
+                "devices": h.get("device_list", []), "devices_note": h.get("devices_note")}
+    if isinstance(resp, dict):
+        return {"ok": False, "returncode": proc.returncode, "stderr_tail": stderr_tail,
+                "error": resp.get("error", "the llama.cpp worker failed")}
     return {"ok": False, "returncode": proc.returncode, "stderr_tail": stderr_tail,
             "error": f"the llama.cpp probe died (exit code {proc.returncode}) before answering: "
                      "the native library is broken or crashed"}

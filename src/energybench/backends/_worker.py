@@ -58,8 +58,18 @@ class Engine:
             "system_info": ll.llama_print_system_info().decode(errors="replace").strip(),
             "supports_gpu_offload": bool(ll.llama_supports_gpu_offload()),
             "devices": self._devices(),
+            "device_list": self._device_list_or_note()[0],
+            "devices_note": self._device_list_or_note()[1],
             "python": sys.version.split()[0],
         }
+
+    def _device_list_or_note(self) -> tuple[list[dict[str, Any]], str | None]:
+        if self._ggml() is None:
+            return [], "libggml not found next to libllama (or it lacks the device registry): ggml device list unavailable"
+        try:
+            return self.device_list(), None
+        except Exception as exc:  # noqa: BLE001 - informational only
+            return [], f"ggml device enumeration failed: {exc}"
 
     def _ggml(self):
         """ggml's device registry (not bound by llama-cpp-python): libggml next to libllama."""
