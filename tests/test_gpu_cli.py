@@ -236,3 +236,18 @@ def test_measure_with_gpu_offload_applies_the_protocol_unless_told_not_to(tmp_pa
     for row in runs.iter_rows(named=True):
         gpu = next(d for d in row["domains"] if d["domain"] == "gpu-0")
         assert gpu["kind"] == "energy" and "steady-state" not in gpu["source"] and gpu["energy_j"] > 0
+
+
+# ----------------------------------------------------------------------------- config validate
+
+
+def test_config_validate_warns_about_gpu_layers_on_a_cpu_only_build(cli, cpu_only_build):
+    p2 = str(TESTS.parent / "examples" / "p2_ablation.yaml")
+    r = cli("config", "validate", p2)
+    assert r.returncode == 0, r.stderr  # the file is valid; this machine just cannot run it
+    assert r.stdout.startswith(f"ok: {p2}")
+    assert "warning:" in r.stderr and "CPU-only build" in r.stderr and "[11, 22, 23]" in r.stderr
+    r = cli("config", "validate", "--json", p2)
+    assert r.returncode == 0 and any("CPU-only build" in w for w in json.loads(r.stdout)["warnings"])
+    quick = cli("config", "validate", "--json", str(TESTS.parent / "examples" / "quick.yaml"))
+    assert quick.returncode == 0 and json.loads(quick.stdout)["warnings"] == [] and "warning" not in quick.stderr

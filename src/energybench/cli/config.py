@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from energybench.cli.app import app, console, print_json
+from energybench.cli.app import app, console, print_json, warn
 
 if TYPE_CHECKING:  # the config models take ~0.8 s to build: import them only when a command runs
     from energybench.sweep.grid import PlanSummary
@@ -79,14 +79,19 @@ def validate_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Validate FILE: 'ok' and what it will run, or one line naming the problem (exit code 2)."""
-    from energybench.sweep.grid import summarize_file
+    from energybench.sweep.config import gpu_warnings, load_config
+    from energybench.sweep.grid import summarize
 
     file = _builtin_or_path(file)
-    summary = summarize_file(file)
+    config = load_config(file)
+    summary = summarize(config)
+    warnings = gpu_warnings(config)  # e.g. a grid that offloads on a CPU-only llama.cpp build
     if as_json:
-        print_json({"ok": True, "file": str(file), **summary.to_dict()})
+        print_json({"ok": True, "file": str(file), **summary.to_dict(), "warnings": warnings})
     else:
         _print_summary(file, summary)
+    for w in warnings:
+        warn(w)
 
 
 @config_app.command("show")
