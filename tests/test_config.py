@@ -237,9 +237,9 @@ def test_cli_validate_prints_summary(capsys: pytest.CaptureFixture[str]) -> None
     out = capsys.readouterr().out
     assert out.startswith(f"ok: {path}")
     assert "points          4" in out
-    assert "runs            16 (1 warm-up + 3 measured per point)" in out
+    assert "runs            24 (1 warm-up + 5 measured per point)" in out
     assert "load groups     1" in out
-    assert "min. duration   34 s" in out  # 2 s idle + 16 runs x (1 s cooldown + 1 s min window)
+    assert "min. duration   50 s" in out  # 2 s idle + 24 runs x (1 s cooldown + 1 s min window)
 
 
 def test_cli_validate_json(capsys: pytest.CaptureFixture[str]) -> None:

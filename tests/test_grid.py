@@ -223,9 +223,9 @@ def test_point_ids_and_order_are_stable_across_processes() -> None:
 def test_summary_of_quick_example() -> None:
     s = summarize(load_config(REPO / "examples" / "quick.yaml"))
     assert (s.n_models, s.n_points, s.n_load_groups, s.n_loads) == (1, 4, 1, 1)
-    assert (s.runs_min, s.runs_max, s.warmup_per_point) == (16, 16, 1)
-    assert s.est_min_duration_s == pytest.approx(2 + 16 * (1.0 + 1.0))
-    assert s.est_min_duration_s < 45  # the quick example is meant to finish in about a minute
+    assert (s.runs_min, s.runs_max, s.warmup_per_point) == (24, 24, 1)
+    assert s.est_min_duration_s == pytest.approx(2 + 24 * (1.0 + 1.0))
+    assert s.est_min_duration_s < 55  # the quick example is meant to finish in about a minute
 
 
 def test_summary_adaptive_and_until_idle() -> None:

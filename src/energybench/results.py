@@ -216,7 +216,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
-def atomic_write_parquet(df: pl.DataFrame, path: Path) -> None:
+def atomic_write_parquet(df: pl.DataFrame, path: Path, *, sync_dir: bool = True) -> None:
+    """Write ``df`` through a temp file + fsync + rename (``sync_dir``: also fsync the directory)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -228,7 +229,8 @@ def atomic_write_parquet(df: pl.DataFrame, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    if sync_dir:
+        _fsync_dir(path.parent)
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -281,10 +283,13 @@ class ResultsStore:
         """Persist one run (row + its samples); journal it last, so the journal never lies."""
         run_id = str(row["run_id"])
         stem = safe_run_id(run_id)
+        # Each part is fsynced before its rename (a kill -9 or a crash can never leave a torn
+        # file under a final name); one directory fsync then covers both renames.
         if samples is not None and samples.height:
-            atomic_write_parquet(conform(samples, SAMPLES_SCHEMA), self.parts / f"samples-{stem}.parquet")
+            atomic_write_parquet(conform(samples, SAMPLES_SCHEMA), self.parts / f"samples-{stem}.parquet",
+                                 sync_dir=False)
         atomic_write_parquet(runs_frame([row]), self.parts / f"runs-{stem}.parquet")
-        self._journal({"event": "run", "run_id": run_id, "status": row.get("status")})
+        self._journal({"event": "run", "run_id": run_id, "status": row.get("status")}, sync=False)
 
     def add_samples(self, name: str, samples: pl.DataFrame) -> None:
         """Persist samples that belong to no run (idle baselines)."""
@@ -292,13 +297,15 @@ class ResultsStore:
         atomic_write_parquet(conform(samples, SAMPLES_SCHEMA), self.parts / f"samples-{stem}.parquet")
         self._journal({"event": "samples", "name": name})
 
-    def _journal(self, entry: Mapping[str, Any]) -> None:
+    def _journal(self, entry: Mapping[str, Any], *, sync: bool = True) -> None:
+        """Append to the journal: a human-readable log; the part files are the source of truth."""
         self.root.mkdir(parents=True, exist_ok=True)
         line = json.dumps(dict(entry), sort_keys=True) + "\n"
         with open(self.journal_path, "a", encoding="utf-8") as f:
             f.write(line)
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
 
     def remove_stale_temp_files(self) -> int:
         """Delete temp files a killed writer left behind (never read as results); returns the count."""
