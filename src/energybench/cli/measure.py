@@ -171,7 +171,7 @@ def measure(
             elif kind == "run_start":
                 progress.update(task, description="warm-up" if payload["warmup"] else "measuring")
             elif kind == "progress":
-                progress.update(task, completed=payload["done"])
+                progress.update(task, completed=payload["done"], total=payload["total"])  # the GPU protocol may add runs
             elif kind == "warning":
                 progress.console.print(f"[yellow]warning:[/yellow] {payload['message']}")
 

@@ -205,7 +205,7 @@ def _sweep(backend: Any, config: Path | None, out: Path | None, resume: Path | N
     cfg = config_from_flags(base, **given) if given else base
     plan = plan_from_config(cfg)
     out_dir = _resolve_out(out, resume, cfg)
-    total = sum(plan.warmup + plan.repetitions.upper for _ in plan.points)
+    total = plan.runs_total()  # per point: the GPU protocol may raise the trials of offloading points
     quiet = quiet or as_json
     view = LiveView(total, quiet)
     t0 = time.monotonic()
