@@ -299,3 +299,28 @@ def test_report_of_a_real_llama_cpp_sweep(tmp_path, cli, tiny_model):
     with open(tmp_path / "rep" / "tables" / "latency_results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 8 and {r["tokens_generated"] for r in rows} == {"8"}
+
+
+def test_domain_table_has_a_system_total_per_configuration_and_phase(tmp_path):
+    """CPU + DRAM + GPU per phase, next to the total the run attributes to itself (issue: CUDA)."""
+    import re
+
+    from energybench.report import build_report
+    from energybench.report.synthetic import generate_results, small_spec
+
+    generate_results(tmp_path / "r", small_spec())
+    build_report([tmp_path / "r"], tmp_path / "out", formats=("md",), figures=False)
+    md = (tmp_path / "out" / "report.md").read_text()
+    section = md.split("## Power per domain", 1)[1].split("\n## ", 1)[0]
+    rows = [r.split("|")[1:-1] for r in section.splitlines() if r.startswith("| ") and "---" not in r][1:]
+    by_cfg: dict[str, dict[str, list[str]]] = {}
+    for r in rows:
+        by_cfg.setdefault(r[0].strip(), {})[r[1].strip()] = [c.strip() for c in r]
+    assert by_cfg and all("system total" in doms for doms in by_cfg.values())
+    num = lambda s: float(re.sub(r"[^0-9.e+-]", "", s))  # noqa: E731
+    for doms in by_cfg.values():
+        top = [v for k, v in doms.items() if k != "system total" and not v[3]]  # no parent
+        total = doms["system total"]
+        # energy J, prefill J, decode J of the total = sum of the top-level domains (medians: 5 %)
+        for col in (7, 8, 9):
+            assert num(total[col]) == pytest.approx(sum(num(v[col]) for v in top), rel=0.05)

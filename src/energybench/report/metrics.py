@@ -185,13 +185,16 @@ def domain_runs(lf: pl.LazyFrame) -> pl.LazyFrame:
     Columns: the run's identity and knobs, then the domain struct's fields prefixed ``dom_``-free
     (``domain``, ``meter``, ``component``, ``parent``, ``estimate``, ``source``, ``energy_j`` ...).
     """
-    keep = ["set", "point_id", "run_id", "status", "is_warmup", "n_gen_tokens"]
+    keep = ["set", "point_id", "run_id", "status", "is_warmup", "n_gen_tokens", "n_repeats"]
+    reps = _repeats()
+    # per request, as the run-level J/token (see with_latency): one prefill + one of the decodes
+    req = pl.coalesce(pl.col("prefill_energy_j") + pl.col("decode_energy_j") / reps, pl.col("energy_j") / reps)
     return (
         lf.select([*keep, "domains"])
         .filter(pl.col("domains").list.len() > 0)
         .explode("domains")
         .unnest("domains")
-        .with_columns(j_per_out_token=_safe_div(pl.col("energy_j"), pl.col("n_gen_tokens").cast(pl.Float64)))
+        .with_columns(j_per_out_token=_safe_div(req, pl.col("n_gen_tokens").cast(pl.Float64) / reps))
     )
 
 

@@ -221,8 +221,25 @@ def _domain_rows(a: Analysis) -> pl.DataFrame:
         return a.domains.head(0)
     sel = pl.DataFrame({"set": [k[0] for k in keys], "point_id": [k[1] for k in keys]})
     cfg_cols = ["set", "point_id", "workload", *(a.varied or [])]
-    return (a.domains.join(sel, on=["set", "point_id"]).join(a.cfg.select(cfg_cols), on=["set", "point_id"])
-            .sort(["set", "workload", "point_id", "domain"]))
+    doms = a.domains.join(sel, on=["set", "point_id"])
+    # one "system total" row per configuration: the run totals (top-level domains only, as stored),
+    # so CPU + DRAM + GPU per phase sit next to the sum a measurement attributes to the run
+    valid = a.valid.filter(pl.col("has_energy").fill_null(False)) if "has_energy" in a.valid.columns else a.valid
+    totals = (valid.join(sel, on=["set", "point_id"]).group_by(["set", "point_id"]).agg(
+        domain=pl.lit("system total"), meter=pl.col("meters").drop_nulls().first(),
+        parent=pl.lit(None, dtype=pl.String), estimate=pl.col("flag_estimate").fill_null(False).any(),
+        avg_power_w=pl.col("avg_power_w").median(), peak_power_w=pl.col("peak_power_w").max(),
+        idle_power_w=pl.col("idle_power_w").median(),
+        energy_j=pl.col("window_energy_j").median() if "window_energy_j" in valid.columns else pl.col("energy_j").median(),
+        prefill_energy_j=pl.col("prefill_energy_j").median(), decode_energy_j=pl.col("decode_energy_j").median(),
+        j_per_out_token=pl.col("j_per_out_token").median(),
+    ))
+    cols = [c for c in totals.columns if c in doms.columns]
+    if totals.height:
+        doms = pl.concat([doms, totals.select(cols)], how="diagonal_relaxed")
+    order = pl.when(pl.col("domain") == "system total").then(1).otherwise(0)
+    return (doms.join(a.cfg.select(cfg_cols), on=["set", "point_id"])
+            .with_columns(_last=order).sort(["set", "workload", "point_id", "_last", "domain"]).drop("_last"))
 
 
 # ----------------------------------------------------------------------------- Markdown
@@ -311,7 +328,8 @@ def render_markdown(a: Analysis, figures: Sequence[FigureFile], *, generated_at:
     dom = _domain_rows(a)
     if dom.height:
         out += ["## Power per domain (recommended configurations)", "",
-                "Nested domains (parent set) are inside their parent and never added to totals.", ""]
+                "Nested domains (parent set) are inside their parent and never added to totals. \"system total\" is "
+                "what the run attributes to itself: the top-level domains (CPU + DRAM + GPU ...), per phase.", ""]
         hdr = (["set"] if a.multi_set else []) + ["configuration", "domain", "meter", "parent", "avg W", "peak W",
                                                    "idle W", "energy J", "prefill J", "decode J", "J/token"]
         rows = [([r["set"]] if a.multi_set else []) + [describe_config({k: r[k] for k in a.varied}), r["domain"],
