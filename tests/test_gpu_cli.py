@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from energybench.gpu_protocol import gap_s
-from energybench.results import RUNS_SCHEMA, read_metadata, read_runs, read_samples
+from energybench.results import read_metadata, read_runs, read_samples
 
 pytestmark = pytest.mark.slow
 
@@ -201,8 +201,7 @@ def test_sweep_with_gpu_offload_end_to_end(tmp_path, fake_nvml_dir, tiny_model):
     assert set(proto["gaps_s"]) == set(gpu_runs["run_id"].to_list())  # every offloading run paused, CPU runs not
     for run_id, g in proto["gaps_s"].items():
         assert 0.05 <= g <= 0.15 and g == pytest.approx(gap_s(7, run_id, (0.05, 0.15)), abs=0)
-    if "gap_before_s" in RUNS_SCHEMA:
-        assert gpu_runs["gap_before_s"].is_not_null().all()
+    assert gpu_runs["gap_before_s"].is_not_null().all()
     assert any("pretend" in d for d in meta["backend"]["devices"])
     assert [g["name"] for g in meta["gpus"]] == ["NVIDIA H100 80GB HBM3"]
 
@@ -251,3 +250,17 @@ def test_config_validate_warns_about_gpu_layers_on_a_cpu_only_build(cli, cpu_onl
     assert r.returncode == 0 and any("CPU-only build" in w for w in json.loads(r.stdout)["warnings"])
     quick = cli("config", "validate", "--json", str(TESTS.parent / "examples" / "quick.yaml"))
     assert quick.returncode == 0 and json.loads(quick.stdout)["warnings"] == [] and "warning" not in quick.stderr
+
+
+def test_sweep_no_gpu_protocol_flag_turns_the_protocol_off(tmp_path, fake_nvml_dir, tiny_model):
+    cfg = write_cfg(tmp_path / "gpu.yaml", grid={"threads": 1, "n_gpu_layers": [0, 1], "batch": 32,
+                                                 "prompt": {"n_prompt": 16}, "n_gen": 4})
+    out = tmp_path / "out"
+    r = pretend_cli("sweep", "--config", str(cfg), "--out", str(out), "--json", "--no-gpu-protocol",
+                    env=nvml_env(fake_nvml_dir))
+    assert r.returncode == 0, r.stderr
+    runs = read_runs(out)
+    measured = runs.filter(~pl.col("is_warmup")).group_by("n_gpu_layers").len()
+    assert dict(measured.iter_rows()) == {0: 2, 1: 2}  # no extra trials
+    assert (runs["n_repeats"] == 1).all() and runs["gap_before_s"].is_null().all()  # no window, no gaps
+    assert read_metadata(out)["config"]["gpu_protocol"]["enabled"] is False

@@ -100,7 +100,7 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path, tiny_model):
     """kill -9 the sweep at >= 10 random moments, resuming each time: every run exactly once."""
     cfg = write_config(tmp_path / "s.yaml", grid={"threads": [1, 2], "batch": [16, 32], "prompt": {"n_prompt": 24},
                                                   "n_gen": 8},
-                       repetitions={"fixed": 3}, cooldown={"fixed_s": 0.05}, min_window_s=0.1, idle_baseline_s=0.2)
+                       repetitions={"fixed": 11}, cooldown={"fixed_s": 0.05}, min_window_s=0.3, idle_baseline_s=0.2)
     out = tmp_path / "out"
     rng = random.Random(1234)
     env = dict(os.environ, COLUMNS="120")
@@ -111,7 +111,7 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path, tiny_model):
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                                 start_new_session=True)
         if kills < 10:
-            time.sleep(rng.uniform(0.3, 5.0))
+            time.sleep(rng.uniform(0.3, 2.5))  # ~1.5 s of start-up, then runs of >= 0.35 s each
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its worker, no chance to clean up
                 proc.wait()
@@ -123,12 +123,12 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path, tiny_model):
         assert proc.returncode in (0, -9), stderr
     assert kills >= 10
     runs = read_runs(out)
-    expected = 4 * (1 + 3)
+    expected = 4 * (1 + 11)
     assert runs.height == expected
     assert runs["run_id"].n_unique() == expected
     assert (runs["status"] == "ok").all()
     per_point = runs.group_by("point_id").agg(pl.len().alias("n"), pl.col("is_warmup").sum().alias("w"))
-    assert per_point.height == 4 and (per_point["n"] == 4).all() and (per_point["w"] == 1).all()
+    assert per_point.height == 4 and (per_point["n"] == 12).all() and (per_point["w"] == 1).all()
     # every file reads back; no temp files left as if they were results
     for p in out.rglob("*.parquet"):
         pl.read_parquet(p)

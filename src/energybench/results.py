@@ -105,6 +105,7 @@ RUNS_SCHEMA: dict[str, pl.DataType] = {
     "n_repeats": pl.Int32,  # > 1 when --min-window repeated generation
     "token_t_ns": pl.List(pl.Int64),
     "model_load_s": pl.Float64,  # load that preceded this run (null if reused)
+    "gap_before_s": pl.Float64,  # GPU protocol: the random pause before this run (null otherwise)
     "gpu_mem_used_bytes": pl.Int64,
     # llama.cpp's own counters, beside ours
     "perf_t_p_eval_ms": pl.Float64,

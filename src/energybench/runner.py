@@ -24,7 +24,7 @@ from energybench.backends import Backend, GenerationRequest, ModelInfo, RunResul
 from energybench.errors import ConfigError, EnergybenchError, UsageError
 from energybench.gpu_protocol import GpuProtocol
 from energybench.plan import PromptSpec, RunPoint
-from energybench.results import RUNS_SCHEMA, ResultsStore, read_runs
+from energybench.results import ResultsStore, read_runs
 from energybench.sysinfo import clock_info, host_info, memory_bandwidth_gbs
 
 EventSink = Callable[[str, dict[str, Any]], None]
@@ -279,7 +279,7 @@ class Session:
             row.update(status="failed", error=res.error, stderr_tail=res.stderr_tail,
                        t_start_ns=m0, t_end_ns=m1, energy_source="none")
         row["flag_estimate"] = bool(row.get("flag_estimate")) or any(d.estimate for d in self.domains)
-        if gpu and "gap_before_s" in RUNS_SCHEMA:  # the column is optional in the results schema
+        if gpu:
             row["gap_before_s"] = gap
         self.store.add_run(row, samples)
         self.sampler.drop_before(m1)

@@ -191,20 +191,44 @@ def min_duration_s(config: SweepConfig, runs: int) -> float:
 
 
 def summarize(config: SweepConfig) -> PlanSummary:
-    """Counts of points, load groups and runs, and the minimum duration of ``config``."""
+    """Counts of points, load groups and runs, and the minimum duration of ``config``.
+
+    Counts come from the engine's own plan, so points that offload to a GPU get the GPU
+    protocol's extra trials, longer minimum window and random gaps here too.
+    """
+    from energybench.sweep.engine import plan_from_config
+
     points = expand(config)
     ordered = order_points(points, config.order, config.order_seed)
     groups = group_by_load(points)
-    lo, hi = config.runs_per_point()
+    eplan = plan_from_config(config)
+    proto = eplan.gpu_protocol
+    runs_lo = runs_hi = 0
+    busy = 0.0
+    for p in eplan.points:
+        r = eplan.repetitions_for(p)
+        lo = config.warmup + (r.min if r.adaptive else r.fixed)
+        runs_lo += lo
+        runs_hi += config.warmup + r.upper
+        gap = proto.random_gap_s[0] if proto is not None and proto.applies_to(p.n_gpu_layers) else 0.0
+        busy += lo * (config.cooldown.min_s + p.min_window_s + gap)
     n = len(points)
-
+    reps = [eplan.repetitions_for(p) for p in eplan.points]
     return PlanSummary(
         name=config.name, config_hash=config_hash(config), n_models=len(config.models), n_points=n,
         n_load_groups=len(groups), n_loads=count_loads(ordered), warmup_per_point=config.warmup,
-        reps_min=config.repetitions.min_reps, reps_max=config.repetitions.max_reps, runs_min=n * lo,
-        runs_max=n * hi, axis_sizes=config.grid.axis_sizes(), order=config.order,
-        est_min_duration_s=min_duration_s(config, n * lo), cooldown=estimate_note(config),
+        reps_min=min((r.min if r.adaptive else r.fixed) for r in reps) if reps else 0,
+        reps_max=max(r.upper for r in reps) if reps else 0, runs_min=runs_lo, runs_max=runs_hi,
+        axis_sizes=config.grid.axis_sizes(), order=config.order,
+        est_min_duration_s=_with_idle(config, busy), cooldown=estimate_note(config),
     )
+
+
+def _with_idle(config: SweepConfig, busy: float) -> float:
+    idle = config.idle_baseline_s
+    if config.idle_every_min and config.idle_baseline_s > 0:
+        idle += (busy // (config.idle_every_min * 60.0)) * config.idle_baseline_s
+    return float(busy + idle)
 
 
 def summarize_file(path: str | os.PathLike[str]) -> PlanSummary:
