@@ -2,9 +2,10 @@
 
     uv run python benchmarks/bench_measure.py [--model synthetic:tinyllama-1.1b:Q4_0] [--threads 2]
 
-Alternates the two arms (baseline, measure, baseline, measure, ...) so drift hits both alike, and
-prints prefill and decode tokens/s of each arm (medians over all repetitions) and the ratios
-measure / baseline. Target: both ratios >= 0.98.
+Alternates the two arms round by round (baseline then measure, then measure then baseline, ...),
+so drift hits both alike; each round gives one paired ratio measure/baseline (of the round's
+medians). Prints tokens/s of each arm and the median of the paired ratios with a 95% bootstrap CI
+(on a VM, runs vary by several %). Target: both ratios >= 0.98.
 
 The baseline is ``benchmarks/baseline_loop.py``: llama-cpp-python's low-level C API, llama_decode on
 one-token batches, llama.cpp's greedy sampler chain, no logits copied to Python. ``measure`` runs
@@ -21,6 +22,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 HERE = Path(__file__).resolve().parent
 
@@ -61,34 +64,43 @@ def main() -> int:
     ap.add_argument("--n-prompt", type=int, default=128)
     ap.add_argument("--n-gen", type=int, default=64)
     ap.add_argument("--batch", type=int, default=512)
-    ap.add_argument("--reps", type=int, default=5, help="repetitions per arm and round")
-    ap.add_argument("--rounds", type=int, default=3, help="alternations of the two arms")
+    ap.add_argument("--reps", type=int, default=3, help="repetitions per arm and round")
+    ap.add_argument("--rounds", type=int, default=6, help="alternations of the two arms")
     args = ap.parse_args()
 
     path = resolve(args.model)
     print(f"model {args.model} ({path}), threads {args.threads}, prompt {args.n_prompt}, gen {args.n_gen}, "
           f"batch {args.batch}, {args.rounds} rounds x {args.reps} reps per arm", flush=True)
-    base: list[dict[str, float]] = []
-    meas: list[dict[str, float]] = []
+    rounds: list[tuple[list[dict[str, float]], list[dict[str, float]]]] = []
     t0 = time.monotonic()
     for r in range(args.rounds):
         # alternate which arm goes first, so neither always follows the other
-        order = (run_baseline, run_measure) if r % 2 == 0 else (run_measure, run_baseline)
-        for fn in order:
-            (base if fn is run_baseline else meas).extend(fn(path, args))
+        if r % 2 == 0:
+            b = run_baseline(path, args)
+            m = run_measure(path, args)
+        else:
+            m = run_measure(path, args)
+            b = run_baseline(path, args)
+        rounds.append((b, m))
         print(f"  round {r + 1}/{args.rounds} done ({time.monotonic() - t0:.0f} s)", flush=True)
 
     def med(rows: list[dict[str, float]], key: str) -> float:
         return statistics.median(row[key] for row in rows)
 
-    print(f"{'':10} {'baseline':>12} {'measure':>12} {'ratio':>8}")
+    rng = np.random.default_rng(0)
+    print(f"{'':14} {'baseline':>10} {'measure':>10} {'ratio':>8}  95% CI of the ratio")
     ok = True
     for key, label in (("prefill_tok_s", "prefill"), ("decode_tok_s", "decode")):
-        b, m = med(base, key), med(meas, key)
-        ratio = m / b
+        b_all = [row for b, _ in rounds for row in b]
+        m_all = [row for _, m in rounds for row in m]
+        ratios = np.array([med(m, key) / med(b, key) for b, m in rounds])
+        boot = np.median(rng.choice(ratios, (5000, ratios.size)), axis=1)
+        lo, hi = np.percentile(boot, [2.5, 97.5])
+        ratio = float(np.median(ratios))
         ok &= ratio >= 0.98
-        print(f"{label + ' tok/s':10} {b:12.2f} {m:12.2f} {ratio:8.3f}")
-    print(f"n = {len(base)} baseline, {len(meas)} measure runs; target ratio >= 0.98: {'met' if ok else 'NOT met'}")
+        print(f"{label + ' tok/s':14} {med(b_all, key):10.2f} {med(m_all, key):10.2f} {ratio:8.3f}  [{lo:.3f}, {hi:.3f}]")
+    print(f"{args.rounds} rounds x {args.reps} runs per arm; ratio = median over rounds of measure/baseline; "
+          f"target >= 0.98: {'met' if ok else 'NOT met'}")
     return 0
 
 
