@@ -36,6 +36,7 @@ def test_measure_json_writes_parquet_with_flags_and_metadata(tmp_path, cli, tiny
     assert meta["kind"] == "measure" and meta["backend"]["name"] == "llama.cpp"
     assert "system_info" in meta["backend"] and meta["energybench_version"]
     assert meta["host"]["cpu_model"] and "clock_offset_ns" in meta
+    assert meta["sampler"]["period_s"] == 0.02 and meta["sampler"]["thread_nice"] == 19
     assert read_samples(out).height > 0
 
 

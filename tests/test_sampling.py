@@ -8,6 +8,7 @@ whatever the scheduling delays on a shared machine.
 from __future__ import annotations
 
 import math
+import sys
 import time
 
 import polars as pl
@@ -197,3 +198,27 @@ def test_idle_baseline_positional_frame_form():
     t1 = s.mark()
     idle = idle_baseline(s.to_frame("idle-0", t0, t1), s.domains, t0, t1)
     assert idle["ctr-0"] == pytest.approx(12.0, rel=0.005)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux-only")
+@pytest.mark.parametrize("env,expected", [(None, 19), ("0", 0), ("7", 7)])
+def test_sampler_thread_runs_at_the_configured_nice(monkeypatch, env, expected):
+    """The sampler must not preempt inference threads on a saturated machine (see default_sampler_nice)."""
+    import os
+
+    from energybench.sampling import SAMPLER_NICE_ENV, Sampler, default_sampler_nice
+
+    if env is None:
+        monkeypatch.delenv(SAMPLER_NICE_ENV, raising=False)
+    else:
+        monkeypatch.setenv(SAMPLER_NICE_ENV, env)
+    assert default_sampler_nice() == expected
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    s = Sampler([], period_s=0.01)
+    s.start()
+    try:
+        time.sleep(0.05)
+        assert os.getpriority(os.PRIO_PROCESS, s._thread.native_id) == max(base, expected)
+        assert os.getpriority(os.PRIO_PROCESS, 0) == base  # the caller's own priority is untouched
+    finally:
+        s.stop()

@@ -363,7 +363,7 @@ def _validate_measure(point: RunPoint, opts: MeasureOptions) -> None:
 
 
 def run_metadata(*, kind: str, backend_info: Any, selection: Any, models: dict[str, Any], config: dict[str, Any],
-                 config_hash: str | None = None) -> dict[str, Any]:
+                 config_hash: str | None = None, sampler: Any = None) -> dict[str, Any]:
     """The metadata.json of a results directory."""
     from dataclasses import asdict
 
@@ -394,6 +394,9 @@ def run_metadata(*, kind: str, backend_info: Any, selection: Any, models: dict[s
         "config": config,
         "config_hash": config_hash,
         "memory_bandwidth_gbs": memory_bandwidth_gbs(),  # decode roofline ceiling (cached per machine)
+        "sampler": ({"period_s": sampler.period_s, "thread_nice": sampler.nice,
+                     "where": "a thread of the measuring process (never the inference worker)"}
+                    if sampler is not None else None),
         "status": "running",
     }
 
@@ -432,7 +435,7 @@ def measure(point: RunPoint, opts: MeasureOptions, *, events: EventSink | None =
     with session:
         model = session.resolve(point.model)
         meta = run_metadata(kind="measure", backend_info=info, selection=selection, models={point.model: model},
-                            config={"point": point.to_dict(), "options": _opts_dict(opts)})
+                            config={"point": point.to_dict(), "options": _opts_dict(opts)}, sampler=session.sampler)
         if protocol is not None:
             meta["gpu_protocol"] = protocol.metadata(point_ids=[point.point_id] if gpu else [])
         store.create(meta)

@@ -238,7 +238,7 @@ def run_sweep(plan: SweepPlan, out_dir: Path, *, resume: bool = False, force: bo
             events("resolve", {"model": ref})
             models[ref] = session.resolve(ref)
         new_meta = run_metadata(kind="sweep", backend_info=info, selection=selection, models=models,
-                                config=plan.config, config_hash=plan.config_hash)
+                                config=plan.config, config_hash=plan.config_hash, sampler=session.sampler)
         gaps_s: dict[str, float] = dict((meta.get("gpu_protocol") or {}).get("gaps_s") or {}) if resume else {}
         if protocol is not None:
             new_meta["gpu_protocol"] = protocol.metadata(point_ids=gpu_points, gaps_s=gaps_s)
@@ -257,6 +257,7 @@ def run_sweep(plan: SweepPlan, out_dir: Path, *, resume: bool = False, force: bo
         idle_s += _idle(session, plan, n_idle)
         n_idle += 1
         last_run_ended = False
+        last_end_ns = 0
         for index, point in enumerate(plan.points):
             reps = plan.repetitions_for(point)
             pending = run_ids_for(point, plan.warmup, reps.upper)
@@ -290,11 +291,12 @@ def run_sweep(plan: SweepPlan, out_dir: Path, *, resume: bool = False, force: bo
                     n_idle += 1
                     t_idle = time.monotonic()
                 if last_run_ended:
-                    cooldown_s += _cool(session, plan.cooldown)
+                    cooldown_s += _cool(session, plan.cooldown, since_ns=last_end_ns)
                 row = session.run(prep, run_id=run_id, rep_index=rep_index, is_warmup=warm, point_index=index,
                                   load_s=load_pending, protocol=protocol)
                 load_pending = None
                 last_run_ended = True
+                last_end_ns = int(row.get("t_end_ns") or time.monotonic_ns())
                 ran += 1
                 if row.get("window_s"):
                     measured_s += row["window_s"]
@@ -345,13 +347,21 @@ def _idle(session: Session, plan: SweepPlan, n: int) -> float:
     return time.monotonic() - t0
 
 
-def _cool(session: Session, c: Cooldown) -> float:
-    t0 = time.monotonic()
+def _cool(session: Session, c: Cooldown, *, since_ns: int) -> float:
+    """Pause between runs; returns the seconds counted as cooldown.
+
+    A fixed cooldown is the pause from the end of the previous run (``since_ns``) to the start of
+    the next: the time spent storing that run's results is part of it, not added to it.
+    """
     if c.until_idle:
+        t0 = time.monotonic()
         session.cooldown_until_idle(c.within_pct, c.hold_s, c.max_s)
-    elif c.fixed_s > 0:
-        session.cooldown(c.fixed_s)
-    return time.monotonic() - t0
+        return time.monotonic() - t0
+    if c.fixed_s <= 0:
+        return 0.0
+    spent = max(0.0, (time.monotonic_ns() - since_ns) / 1e9)
+    session.cooldown(c.fixed_s - spent)
+    return min(c.fixed_s, max(spent, (time.monotonic_ns() - since_ns) / 1e9))
 
 
 def _done_metric_values(out_dir: Path, point: RunPoint, metric: str, done_ok: set[str]) -> list[float]:
