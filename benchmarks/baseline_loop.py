@@ -28,6 +28,8 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--serve", action="store_true",
+                    help="after the warm-ups, run one repetition per line read on stdin (for run-by-run pairing)")
     args = ap.parse_args()
 
     ll.llama_backend_init()
@@ -58,7 +60,7 @@ def main() -> int:
     tok_size = ctypes.sizeof(ll.llama_token)
     token_p = ctypes.POINTER(ll.llama_token)
     base = ctypes.addressof(arr)
-    for rep in range(args.warmup + args.reps):
+    def one_rep() -> dict[str, float]:
         ll.llama_memory_clear(ll.llama_get_memory(ctx), True)
         ll.llama_sampler_reset(chain)
         t0 = time.monotonic_ns()
@@ -72,9 +74,17 @@ def main() -> int:
             ll.llama_decode(ctx, ll.llama_batch_get_one(one, 1))
             tok = ll.llama_sampler_sample(chain, ctx, -1)
         t2 = time.monotonic_ns()
-        if rep >= args.warmup:
-            print(json.dumps({"prefill_tok_s": len(prompt) / ((t1 - t0) / 1e9),
-                              "decode_tok_s": (args.n_gen - 1) / ((t2 - t1) / 1e9)}), flush=True)
+        return {"prefill_tok_s": len(prompt) / ((t1 - t0) / 1e9), "decode_tok_s": (args.n_gen - 1) / ((t2 - t1) / 1e9)}
+
+    for _ in range(args.warmup):
+        one_rep()
+    if args.serve:
+        print(json.dumps({"ready": True}), flush=True)
+        for _line in sys.stdin:
+            print(json.dumps(one_rep()), flush=True)
+    else:
+        for _ in range(args.reps):
+            print(json.dumps(one_rep()), flush=True)
     ll.llama_sampler_free(chain)
     ll.llama_free(ctx)
     ll.llama_model_free(model)

@@ -1,6 +1,14 @@
 """Throughput cost of measuring: `energybench measure` vs a bare llama.cpp loop, same model, same run.
 
     uv run python benchmarks/bench_measure.py [--model synthetic:tinyllama-1.1b:Q4_0] [--threads 2]
+                                              [--mode paired|cli]
+
+``--mode paired`` (default): both arms stay alive and alternate run by run (AB BA ...), so each
+pair is seconds apart and the machine's drift (large on a shared VM) cancels. The measure arm is
+energybench's own measuring machinery -- ``runner.Session.run`` as ``energybench measure`` uses it:
+the crash-isolated worker, the meters sampled by the sampler thread, energy attribution and the
+durable Parquet write of every run. ``--mode cli`` alternates whole ``energybench measure``
+processes with whole baseline processes, round by round (coarser pairing, more drift).
 
 Alternates the two arms round by round (baseline then measure, then measure then baseline, ...),
 so drift hits both alike; each round gives one paired ratio measure/baseline (of the round's
@@ -65,10 +73,14 @@ def main() -> int:
     ap.add_argument("--n-gen", type=int, default=64)
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--reps", type=int, default=3, help="repetitions per arm and round")
-    ap.add_argument("--rounds", type=int, default=6, help="alternations of the two arms")
+    ap.add_argument("--rounds", type=int, default=6, help="cli mode: alternations of the two arms")
+    ap.add_argument("--pairs", type=int, default=30, help="paired mode: run pairs")
+    ap.add_argument("--mode", choices=("paired", "cli"), default="paired")
     args = ap.parse_args()
 
     path = resolve(args.model)
+    if args.mode == "paired":
+        return paired(path, args)
     print(f"model {args.model} ({path}), threads {args.threads}, prompt {args.n_prompt}, gen {args.n_gen}, "
           f"batch {args.batch}, {args.rounds} rounds x {args.reps} reps per arm", flush=True)
     rounds: list[tuple[list[dict[str, float]], list[dict[str, float]]]] = []
@@ -101,6 +113,69 @@ def main() -> int:
         print(f"{label + ' tok/s':14} {med(b_all, key):10.2f} {med(m_all, key):10.2f} {ratio:8.3f}  [{lo:.3f}, {hi:.3f}]")
     print(f"{args.rounds} rounds x {args.reps} runs per arm; ratio = median over rounds of measure/baseline; "
           f"target >= 0.98: {'met' if ok else 'NOT met'}")
+    return 0
+
+
+def _ratio_line(label: str, b: list[float], m: list[float], ratios: np.ndarray) -> tuple[str, float]:
+    boot = np.median(np.random.default_rng(0).choice(ratios, (5000, ratios.size)), axis=1)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    r = float(np.median(ratios))
+    return (f"{label + ' tok/s':14} {statistics.median(b):10.2f} {statistics.median(m):10.2f} {r:8.3f}  "
+            f"[{lo:.3f}, {hi:.3f}]"), r
+
+
+def paired(path: str, args: argparse.Namespace) -> int:
+    from energybench.meters import select_meters
+    from energybench.plan import PromptSpec, RunPoint
+    from energybench.results import ResultsStore
+    from energybench.runner import Session
+
+    base = subprocess.Popen([sys.executable, str(HERE / "baseline_loop.py"), path, "--threads", str(args.threads),
+                             "--n-prompt", str(args.n_prompt), "--n-gen", str(args.n_gen), "--batch", str(args.batch),
+                             "--warmup", "1", "--serve"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
+    assert base.stdout is not None and base.stdin is not None
+    json.loads(base.stdout.readline())  # ready: model loaded, warmed up
+
+    def base_run() -> dict[str, float]:
+        base.stdin.write("go\n")
+        base.stdin.flush()
+        return json.loads(base.stdout.readline())
+
+    point = RunPoint(model=path, n_gen=args.n_gen, prompt=PromptSpec(n_prompt=args.n_prompt), n_threads=args.threads,
+                     n_batch=args.batch, n_ubatch=args.batch)
+    selection = select_meters(None)
+    meters = ", ".join(f"{d.meter}:{d.name}" for d in selection.domains) or "none"
+    print(f"model {args.model}, threads {args.threads}, prompt {args.n_prompt}, gen {args.n_gen}, batch {args.batch}; "
+          f"{args.pairs} run pairs alternating AB/BA; measure arm = Session.run with meters {meters}", flush=True)
+    b_rows: list[dict[str, float]] = []
+    m_rows: list[dict[str, float]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        store = ResultsStore(Path(tmp) / "m")
+        store.create({})
+        with Session(store, selection, sample_period_s=0.02) as session:
+            prep = session.prepare(point)
+            session.run(prep, run_id="warm", rep_index=0, is_warmup=True)
+            for i in range(args.pairs):
+                for arm in (("b", "m") if i % 2 == 0 else ("m", "b")):
+                    if arm == "b":
+                        b_rows.append(base_run())
+                    else:
+                        row = session.run(prep, run_id=f"r{i:03d}", rep_index=i, is_warmup=False)
+                        m_rows.append({"prefill_tok_s": row["prefill_tok_s"], "decode_tok_s": row["decode_tok_s"]})
+                if (i + 1) % 5 == 0:
+                    print(f"  {i + 1}/{args.pairs} pairs", flush=True)
+    base.stdin.close()
+    base.wait(timeout=60)
+    print(f"{'':14} {'baseline':>10} {'measure':>10} {'ratio':>8}  95% CI of the ratio (median of per-pair ratios)")
+    ok = True
+    for key, label in (("prefill_tok_s", "prefill"), ("decode_tok_s", "decode")):
+        b = [r[key] for r in b_rows]
+        m = [r[key] for r in m_rows]
+        line, r = _ratio_line(label, b, m, np.array(m) / np.array(b))
+        ok &= r >= 0.98
+        print(line)
+    print(f"target >= 0.98: {'met' if ok else 'NOT met'}")
     return 0
 
 

@@ -480,9 +480,10 @@ def spec_for_size(n_runs: int, n_samples: int, *, seed: int = 0) -> SyntheticSpe
                     for s, _, n in DEFAULT_PROMPTS)[:n_prompts]
     total = min(n_points_grid * n_prompts * per_point, n_runs)
     n_domains = 3
-    per_domain = max(2, round(n_samples / (total * n_domains)))
+    n_failed = 5  # failed runs have no samples
+    per_domain = max(2, math.ceil(n_samples / (max(1, total - n_failed) * n_domains)))  # at least n_samples
     return SyntheticSpec(seed=seed, threads=threads, n_gpu_layers=ngl, n_batch=batch, prompts=prompts,
-                         reps=10, warmups=1, n_failed=5, noisy_points=3, samples_per_domain=per_domain,
+                         reps=10, warmups=1, n_failed=n_failed, noisy_points=3, samples_per_domain=per_domain,
                          max_runs=n_runs)
 
 
