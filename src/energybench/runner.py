@@ -341,7 +341,8 @@ def default_out_dir(prefix: str) -> Path:
     return Path("results") / f"{prefix}-{stamp}"
 
 
-def _validate_measure(point: RunPoint, opts: MeasureOptions) -> None:
+def validate_measure(point: RunPoint, opts: MeasureOptions) -> None:
+    """Check a measure request's values (ConfigError naming the option, the value and what is allowed)."""
     checks = [
         ("--threads", point.n_threads, point.n_threads >= 1, "an integer >= 1"),
         ("--n-gen", point.n_gen, point.n_gen >= 1, "an integer >= 1"),
@@ -405,7 +406,7 @@ def measure(point: RunPoint, opts: MeasureOptions, *, events: EventSink | None =
     """Measure one configuration: idle baseline, warm-ups, repetitions; results written as Parquet."""
     from energybench.meters import select_meters
 
-    _validate_measure(point, opts)
+    validate_measure(point, opts)
     events = events or _noop
     out_dir = Path(opts.out_dir) if opts.out_dir else default_out_dir("measure")
     store = ResultsStore(out_dir)

@@ -134,7 +134,7 @@ def measure(
         raise typer.Exit(_measure_command(command, meter or None, cpu_tdp_w, sample_ms, idle, as_json))
 
     from energybench.plan import PromptSpec, RunPoint
-    from energybench.runner import MeasureOptions
+    from energybench.runner import MeasureOptions, validate_measure
     from energybench.runner import measure as run_measure
 
     if prompt is not None and prompt_file is not None:
@@ -159,6 +159,7 @@ def measure(
                           out_dir=out)
     if no_gpu_protocol:
         opts.gpu_protocol = None
+    validate_measure(point, opts)  # before the progress display: a bad value is one clean line
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err_console, transient=True, disable=as_json) as progress:
         task = progress.add_task("preparing", total=warmup + reps)

@@ -216,6 +216,8 @@ def _sweep(backend: Any, config: Path | None, out: Path | None, resume: Path | N
     t0 = time.monotonic()
     with view.live:
         result = run_sweep(plan, out_dir, resume=resume is not None, force=force, events=view, backend=backend)
+    if not quiet and not err_console.is_terminal:
+        err_console.line()  # a log file gets the live view's last frame on its own lines
     summary = result.to_dict()
     if as_json:
         print_json(summary)
