@@ -242,6 +242,30 @@ def _domain_rows(a: Analysis) -> pl.DataFrame:
             .with_columns(_last=order).sort(["set", "workload", "point_id", "_last", "domain"]).drop("_last"))
 
 
+def _roofline_table(a: Analysis, roof: pl.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the decode-roofline table (Markdown and HTML share them)."""
+    hdr = (["set"] if a.multi_set else []) + (["workload"] if len(a.workloads) > 1 else []) + \
+          ["configuration", "decode tok/s", "GB/s read", "of bandwidth"]
+    rows = [([r["set"]] if a.multi_set else []) + ([r["workload"]] if len(a.workloads) > 1 else []) +
+            [describe_config({k: r[k] for k in a.varied}),
+             fmt_ci(r["decode_tok_s"], r["decode_tok_s_lo"], r["decode_tok_s_hi"]),
+             fmt_num((r["decode_bytes_s"] or 0) / 1e9), fmt_pct(r["roofline_frac"])]
+            for r in roof.head(20).iter_rows(named=True)]
+    return hdr, rows
+
+
+def _domain_table(a: Analysis, dom: pl.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the per-domain power table (Markdown and HTML share them)."""
+    hdr = (["set"] if a.multi_set else []) + ["configuration", "domain", "meter", "parent", "avg W", "peak W",
+                                               "idle W", "energy J", "prefill J", "decode J", "J/token"]
+    rows = [([r["set"]] if a.multi_set else []) + [describe_config({k: r[k] for k in a.varied}), r["domain"],
+            r["meter"] + (" (estimate)" if r["estimate"] else ""), r["parent"] or "", fmt_num(r["avg_power_w"]),
+            fmt_num(r["peak_power_w"]), fmt_num(r["idle_power_w"]), fmt_num(r["energy_j"]),
+            fmt_num(r["prefill_energy_j"]), fmt_num(r["decode_energy_j"]), fmt_num(r["j_per_out_token"])]
+            for r in dom.iter_rows(named=True)]
+    return hdr, rows
+
+
 # ----------------------------------------------------------------------------- Markdown
 
 
@@ -303,13 +327,7 @@ def render_markdown(a: Analysis, figures: Sequence[FigureFile], *, generated_at:
                        for k, v in a.bandwidth.items() if v[0])
         out += [f"decode tok/s x model bytes (~ bytes read per token) as a fraction of the memory bandwidth ({bw}); "
                 "llama.cpp typically reaches 50-80 % on CPUs. CPU-only configurations.", ""]
-        hdr = (["set"] if a.multi_set else []) + (["workload"] if len(a.workloads) > 1 else []) + \
-              ["configuration", "decode tok/s", "GB/s read", "of bandwidth"]
-        rows = [([r["set"]] if a.multi_set else []) + ([r["workload"]] if len(a.workloads) > 1 else []) +
-                [describe_config({k: r[k] for k in a.varied}),
-                fmt_ci(r["decode_tok_s"], r["decode_tok_s_lo"], r["decode_tok_s_hi"]),
-                fmt_num((r["decode_bytes_s"] or 0) / 1e9), fmt_pct(r["roofline_frac"])]
-                for r in roof.head(20).iter_rows(named=True)]
+        hdr, rows = _roofline_table(a, roof)
         out += [_md_table(hdr, rows), ""]
     else:
         out += ["Not available: " + ("no memory bandwidth recorded (`memory_bandwidth_gbs`; use --measure-bandwidth)"
@@ -330,13 +348,7 @@ def render_markdown(a: Analysis, figures: Sequence[FigureFile], *, generated_at:
         out += ["## Power per domain (recommended configurations)", "",
                 "Nested domains (parent set) are inside their parent and never added to totals. \"system total\" is "
                 "what the run attributes to itself: the top-level domains (CPU + DRAM + GPU ...), per phase.", ""]
-        hdr = (["set"] if a.multi_set else []) + ["configuration", "domain", "meter", "parent", "avg W", "peak W",
-                                                   "idle W", "energy J", "prefill J", "decode J", "J/token"]
-        rows = [([r["set"]] if a.multi_set else []) + [describe_config({k: r[k] for k in a.varied}), r["domain"],
-                r["meter"] + (" (estimate)" if r["estimate"] else ""), r["parent"] or "", fmt_num(r["avg_power_w"]),
-                fmt_num(r["peak_power_w"]), fmt_num(r["idle_power_w"]), fmt_num(r["energy_j"]),
-                fmt_num(r["prefill_energy_j"]), fmt_num(r["decode_energy_j"]), fmt_num(r["j_per_out_token"])]
-                for r in dom.iter_rows(named=True)]
+        hdr, rows = _domain_table(a, dom)
         out += [_md_table(hdr, rows), ""]
 
     out += ["## Figures", ""]
@@ -552,13 +564,7 @@ def render_html(a: Analysis, figures: Sequence[FigureFile], *, generated_at: dat
                      'The column <i>E(T) J</i> of the results table holds it; the lowest is in the recommendations.</p></section>')
     roof = _roofline_rows(a)
     if roof.height:
-        hdr = (["set"] if a.multi_set else []) + (["workload"] if len(a.workloads) > 1 else []) + \
-              ["configuration", "decode tok/s", "GB/s read", "of bandwidth"]
-        rows = [([r["set"]] if a.multi_set else []) + ([r["workload"]] if len(a.workloads) > 1 else []) +
-                [describe_config({k: r[k] for k in a.varied}),
-                fmt_ci(r["decode_tok_s"], r["decode_tok_s_lo"], r["decode_tok_s_hi"]),
-                fmt_num((r["decode_bytes_s"] or 0) / 1e9), fmt_pct(r["roofline_frac"])]
-                for r in roof.head(20).iter_rows(named=True)]
+        hdr, rows = _roofline_table(a, roof)
         bw = "; ".join((f"{_e(k)}: " if a.multi_set else "") + f"{_e(fmt_num(v[0]))} GB/s, {_e(v[1])}"
                        for k, v in a.bandwidth.items() if v[0])
         parts.append(f'<section id="roofline"><h2>Decode roofline</h2><p>decode tok/s x model bytes (~ bytes read per '
@@ -578,13 +584,7 @@ def render_html(a: Analysis, figures: Sequence[FigureFile], *, generated_at: dat
 
     dom = _domain_rows(a)
     if dom.height:
-        hdr = (["set"] if a.multi_set else []) + ["configuration", "domain", "meter", "parent", "avg W", "peak W", "idle W",
-                                                   "energy J", "prefill J", "decode J", "J/token"]
-        rows = [([r["set"]] if a.multi_set else []) + [describe_config({k: r[k] for k in a.varied}), r["domain"],
-                r["meter"] + (" (estimate)" if r["estimate"] else ""), r["parent"] or "", fmt_num(r["avg_power_w"]),
-                fmt_num(r["peak_power_w"]), fmt_num(r["idle_power_w"]), fmt_num(r["energy_j"]),
-                fmt_num(r["prefill_energy_j"]), fmt_num(r["decode_energy_j"]), fmt_num(r["j_per_out_token"])]
-                for r in dom.iter_rows(named=True)]
+        hdr, rows = _domain_table(a, dom)
         parts.append('<section id="domains"><h2>Power per domain (recommended configurations)</h2><p style="color:'
                      'var(--muted);font-size:12.5px;margin:0 0 8px">Nested domains (with a parent) are inside it and '
                      'never added to totals. All configurations: <code>tables/domains.csv</code> with --export csv.</p>'
