@@ -18,7 +18,7 @@
 #        nvidia-ml-py. Packed with xz -9: polars' 170 MB runtime is a 51 MB wheel but 31 MB of xz.
 #   numpy, pyyaml, psutil, jinja2, tqdm, requests, scipy, huggingface-hub, cmake, ninja and cuBLAS
 #   (in the image's nvidia-cublas; the wheel is 421 MB, far over what a call may carry) come from
-#   the GPU image (/work/.library/device/KINDS.md lists its packages).
+#   the GPU image (the device tool's KINDS.md lists its packages).
 # Downloads are cached in $CACHE (outside the repository, so they never travel).
 # At the end it prints the carried size plus the working tree's and fails if they reach 64 MiB.
 #

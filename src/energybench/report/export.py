@@ -1,5 +1,5 @@
 """CSV exports: the original study's ``latency_results.csv`` and ``power_logs.csv`` (so its scripts
-and dashboards keep working; /work/shared/README.md §1), plus our full tables."""
+and dashboards keep working; ../shared/README.md §1), plus our full tables."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ report is one query plan over the runs table. Conventions:
   tokens processed (prompt + generated).
 - EDP = E x t (J*s) and ED2P = E x t^2 (J*s^2) per request, with t the end-to-end time; per token
   they are (E/N) x (t/N) and (E/N) x (t/N)^2 with N = output tokens.
-- race-to-sleep over a window T (/work/shared/README.md §2): E(T) = E_active + P_idle x (T - t_active).
+- race-to-sleep over a window T (../shared/README.md §2): E(T) = E_active + P_idle x (T - t_active).
 - decode roofline (§2): tokens/s <= bandwidth / bytes read per token (~ model file size); we report
   decode tok/s x model bytes / bandwidth for CPU-only runs (offloaded layers are read from GPU memory).
 """

@@ -1,6 +1,6 @@
 """Statistics per configuration: median, seeded percentile-bootstrap 95 % CI, CV, and warnings.
 
-Methodology (/work/shared/README.md §2): warm-ups and failed runs are excluded, >= 10 repetitions
+Methodology (../shared/README.md §2): warm-ups and failed runs are excluded, >= 10 repetitions
 are needed for a CI worth its name, the median is reported with a 95 % bootstrap CI. The warnings
 follow pyperf's spirit: they sit beside the numbers they qualify.
 

@@ -4,7 +4,7 @@ Used by the report tests and ``benchmarks/bench_report.py``. It writes what a sw
 :class:`~energybench.results.ResultsStore` (``metadata.json``, ``journal.jsonl``, ``parts/``; or the
 consolidated ``runs.parquet``/``samples.parquet`` that ``ResultsStore.consolidate`` produces), for a
 grid over threads x n_gpu_layers x n_batch x prompts of the TinyLlama-1.1B twin on a desktop-like
-machine (the original study's grid, /work/shared/README.md §1): warm-ups (flagged), repetitions, a
+machine (the original study's grid, ../shared/README.md §1): warm-ups (flagged), repetitions, a
 failed run (a worker killed by SIGSEGV), RAPL-like CPU counters (package + core, core nested in
 package) and an NVML-like GPU counter with aux channels, an idle baseline, short-window and
 throttling flags, optionally estimate-only energy.
@@ -36,7 +36,7 @@ from energybench.results import (
 
 GENERATOR = "energybench.report.synthetic"
 
-#: TinyLlama-1.1B: 22 layers (/work/shared/README.md §3, "shape twin").
+#: TinyLlama-1.1B: 22 layers (../shared/README.md §3, "shape twin").
 N_LAYER = 22
 MODEL_REF = "synthetic:tinyllama-1.1b:Q4_0"
 #: Size of the TinyLlama-1.1B Q4_0 GGUF (~638 MB), the bytes decode reads per token.
