@@ -10,6 +10,7 @@ Native inference never runs in the pytest process: it happens in energybench's w
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -58,3 +59,16 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600,
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(scope="session")
+def fake_nvml_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory holding ``libnvidia-ml.so.1`` built from ``tests/fakes/nvml_fake.c``: point
+    ``LD_LIBRARY_PATH`` at it and the real pynvml (in a subprocess) loads the stand-in."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("gcc is needed to build the NVML stand-in")
+    out = tmp_path_factory.mktemp("fake_nvml")
+    subprocess.run([gcc, "-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-o", str(out / "libnvidia-ml.so.1"),
+                    str(REPO / "tests" / "fakes" / "nvml_fake.c")], check=True)
+    return out

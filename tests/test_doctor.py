@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,18 +20,8 @@ import pytest
 from energybench import gpu
 from energybench.errors import BackendError, UsageError
 
-FAKE_SRC = Path(__file__).parent / "fakes" / "nvml_fake.c"
 
 
-@pytest.fixture(scope="module")
-def fake_nvml_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        pytest.skip("gcc is needed to build the NVML stand-in")
-    out = tmp_path_factory.mktemp("fake_nvml_doctor")
-    subprocess.run([gcc, "-shared", "-fPIC", "-O2", "-o", str(out / "libnvidia-ml.so.1"), str(FAKE_SRC)],
-                   check=True)
-    return out
 
 
 @pytest.fixture(scope="module")

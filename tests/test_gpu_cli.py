@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,7 +29,6 @@ from energybench.results import read_metadata, read_runs, read_samples
 pytestmark = pytest.mark.slow
 
 TESTS = Path(__file__).resolve().parent
-FAKE_SRC = TESTS / "fakes" / "nvml_fake.c"
 PRETEND = TESTS / "fakes" / "pretend_gpu.py"
 
 
@@ -42,15 +40,6 @@ def cpu_only_build() -> None:
         pytest.skip("this llama-cpp-python build supports GPU offload: the CPU-only refusal cannot be shown")
 
 
-@pytest.fixture(scope="module")
-def fake_nvml_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        pytest.skip("gcc is needed to build the NVML stand-in")
-    out = tmp_path_factory.mktemp("fake_nvml_gpu")
-    subprocess.run([gcc, "-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-o", str(out / "libnvidia-ml.so.1"),
-                    str(FAKE_SRC)], check=True)
-    return out
 
 
 def nvml_env(lib_dir: Path, **fake: str | int) -> dict[str, str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -23,19 +22,8 @@ from energybench.errors import MeterError
 from energybench.meters.base import PowerMeter
 from energybench.meters.nvml import THROTTLE_MASK, NvmlMeter, is_throttled
 
-FAKE_SRC = Path(__file__).parent / "fakes" / "nvml_fake.c"
 
 
-@pytest.fixture(scope="session")
-def fake_nvml_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Directory holding the compiled stand-in, named as the real library."""
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        pytest.skip("gcc is needed to build the NVML stand-in")
-    out = tmp_path_factory.mktemp("fake_nvml")
-    subprocess.run([gcc, "-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-o",
-                    str(out / "libnvidia-ml.so.1"), str(FAKE_SRC)], check=True)
-    return out
 
 
 def _real_nvml_installed() -> bool:

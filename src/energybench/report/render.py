@@ -242,6 +242,17 @@ def _domain_rows(a: Analysis) -> pl.DataFrame:
             .with_columns(_last=order).sort(["set", "workload", "point_id", "_last", "domain"]).drop("_last"))
 
 
+def _pareto_table(a: Analysis, front: pl.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the Pareto-front table (Markdown and HTML share them)."""
+    hdr = (["set"] if a.multi_set else []) + (["workload"] if len(a.workloads) > 1 else []) + \
+          ["configuration", "latency s", "J/token"]
+    rows = [([r["set"]] if a.multi_set else []) + ([r["workload"]] if len(a.workloads) > 1 else []) +
+            [describe_config({k: r[k] for k in a.varied}), fmt_ci(r["e2e_s"], r["e2e_s_lo"], r["e2e_s_hi"]),
+             fmt_ci(r["j_per_out_token"], r["j_per_out_token_lo"], r["j_per_out_token_hi"])]
+            for r in front.head(60).iter_rows(named=True)]
+    return hdr, rows
+
+
 def _roofline_table(a: Analysis, roof: pl.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the decode-roofline table (Markdown and HTML share them)."""
     hdr = (["set"] if a.multi_set else []) + (["workload"] if len(a.workloads) > 1 else []) + \
@@ -305,12 +316,7 @@ def render_markdown(a: Analysis, figures: Sequence[FigureFile], *, generated_at:
     front = _pareto_rows(a)
     if front.height:
         out += ["## Pareto front (latency vs energy per output token)", ""]
-        hdr = (["set"] if a.multi_set else []) + (["workload"] if len(a.workloads) > 1 else []) + \
-              ["configuration", "latency s", "J/token"]
-        rows = [([r["set"]] if a.multi_set else []) + ([r["workload"]] if len(a.workloads) > 1 else []) +
-                [describe_config({k: r[k] for k in a.varied}), fmt_ci(r["e2e_s"], r["e2e_s_lo"], r["e2e_s_hi"]),
-                 fmt_ci(r["j_per_out_token"], r["j_per_out_token_lo"], r["j_per_out_token_hi"])]
-                for r in front.head(60).iter_rows(named=True)]
+        hdr, rows = _pareto_table(a, front)
         out += [_md_table(hdr, rows), ""]
 
     if a.windows:
@@ -549,12 +555,7 @@ def render_html(a: Analysis, figures: Sequence[FigureFile], *, generated_at: dat
     # pareto, race, roofline, compare
     front = _pareto_rows(a)
     if front.height:
-        hdr = (["set"] if a.multi_set else []) + (["workload"] if len(a.workloads) > 1 else []) + \
-              ["configuration", "latency s", "J/token"]
-        rows = [([r["set"]] if a.multi_set else []) + ([r["workload"]] if len(a.workloads) > 1 else []) +
-                [describe_config({k: r[k] for k in a.varied}), fmt_ci(r["e2e_s"], r["e2e_s_lo"], r["e2e_s_hi"]),
-                 fmt_ci(r["j_per_out_token"], r["j_per_out_token_lo"], r["j_per_out_token_hi"])]
-                for r in front.head(60).iter_rows(named=True)]
+        hdr, rows = _pareto_table(a, front)
         parts.append('<section id="pareto"><h2>Pareto front: latency vs energy per output token</h2>'
                      + _html_table(hdr, rows, numeric=[False] * (len(hdr) - 2) + [True, True]) + "</section>")
     if a.windows:
