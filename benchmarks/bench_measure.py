@@ -5,7 +5,7 @@
 
 ``--mode paired`` (default): both arms stay alive and alternate run by run (AB BA ...), so each
 pair is seconds apart and the machine's drift (large on a shared VM) cancels. The measure arm is
-energybench's own measuring machinery -- ``runner.Session.run`` as ``energybench measure`` uses it:
+energybench's own measuring machinery -- ``engine.session.Session.run`` as ``energybench measure`` uses it:
 the crash-isolated worker, the meters sampled by the sampler thread, energy attribution and the
 durable Parquet write of every run. ``--mode cli`` alternates whole ``energybench measure``
 processes with whole baseline processes, round by round (coarser pairing, more drift).
@@ -59,7 +59,7 @@ def run_measure(path: str, args: argparse.Namespace) -> list[dict[str, float]]:
         out = Path(tmp) / "m"
         subprocess.run([sys.executable, "-m", "energybench", "measure", "-m", path, "-t", str(args.threads),
                         "-p", str(args.n_prompt), "-n", str(args.n_gen), "-b", str(args.batch), "-ub", str(args.batch),
-                        "-r", str(args.reps), "--warmup", "1", "--idle", "0", "--json", "-o", str(out)],
+                        "-r", str(args.reps), "--warmup", "1", "--idle", "0", "--cooldown", "0", "--json", "-o", str(out)],
                        capture_output=True, text=True, check=True)
         runs = read_runs(out).filter(~pl.col("is_warmup") & (pl.col("status") == "ok"))
         return runs.select("prefill_tok_s", "decode_tok_s").to_dicts()
@@ -125,10 +125,11 @@ def _ratio_line(label: str, b: list[float], m: list[float], ratios: np.ndarray) 
 
 
 def paired(path: str, args: argparse.Namespace) -> int:
+    from energybench.backends import create_backend
+    from energybench.engine.session import Session
     from energybench.meters import select_meters
-    from energybench.plan import PromptSpec, RunPoint
+    from energybench.point import PromptSpec, RunPoint
     from energybench.results import ResultsStore
-    from energybench.runner import Session
 
     base = subprocess.Popen([sys.executable, str(HERE / "baseline_loop.py"), path, "--threads", str(args.threads),
                              "--n-prompt", str(args.n_prompt), "--n-gen", str(args.n_gen), "--batch", str(args.batch),
@@ -153,18 +154,21 @@ def paired(path: str, args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         store = ResultsStore(Path(tmp) / "m")
         store.create({})
-        with Session(store, selection, sample_period_s=0.02) as session:
+        backend = create_backend("llama.cpp", start=True)
+        with selection, Session(store, selection, backend, sample_period_s=0.02) as session:
             prep = session.prepare(point)
-            session.run(prep, run_id="warm", rep_index=0, is_warmup=True)
+            one = dict(point_index=0, load_s=None, protocol=None)
+            session.run(prep, run_id="warm", rep_index=0, is_warmup=True, **one)
             for i in range(args.pairs):
                 for arm in (("b", "m") if i % 2 == 0 else ("m", "b")):
                     if arm == "b":
                         b_rows.append(base_run())
                     else:
-                        row = session.run(prep, run_id=f"r{i:03d}", rep_index=i, is_warmup=False)
+                        row = session.run(prep, run_id=f"r{i:03d}", rep_index=i, is_warmup=False, **one)
                         m_rows.append({"prefill_tok_s": row["prefill_tok_s"], "decode_tok_s": row["decode_tok_s"]})
                 if (i + 1) % 5 == 0:
                     print(f"  {i + 1}/{args.pairs} pairs", flush=True)
+        backend.close()
     base.stdin.close()
     base.wait(timeout=60)
     print(f"{'':14} {'baseline':>10} {'measure':>10} {'ratio':>8}  95% CI of the ratio (median of per-pair ratios)")

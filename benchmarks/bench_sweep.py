@@ -29,7 +29,7 @@ def main() -> int:
     args = ap.parse_args()
 
     # make sure the model exists first: synthesizing it is a one-time cost, not sweep overhead
-    from energybench.sweep import load_config
+    from energybench.config import load_config
 
     cfg = load_config(args.config)
     from energybench.models import resolve_model

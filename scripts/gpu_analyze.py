@@ -12,7 +12,7 @@ instant power actually change (their update periods), the meter's read latency, 
 channels during the load. Prints a table; writes ``OUT/summary.json``.
 
 A counter/instant ratio far from 1 is expected on A100/H100 for short windows: their power sensor
-observes only ~25% of each 100 ms period (Yang et al., SC'24; ../shared/README.md section 2).
+observes only ~25% of each 100 ms period (Yang et al., "Part-time Power Measurements", SC'24, arXiv:2312.02741).
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@
 #   2. find cuBLAS: the CUDA toolkit's own, else the image's nvidia-cublas Python package (headers
 #      and libcublas*.so.13, staged with unversioned links for CMake), else $CUBLAS_ROOT;
 #   3. CMake + ninja: GGML_CUDA=ON for CMAKE_CUDA_ARCHITECTURES=$CUDA_ARCH only (90 = H100/H200),
-#      CPU code without AMX (the AMX crash of ../shared/README.md section 3), target llama only
+#      CPU code without AMX (measured: a default -march=native build segfaults in
+#      ggml_backend_amx_mul_mat on quantized models on Sapphire Rapids KVM guests), target llama only
 #      (no mtmd, no common), libraries copied into the bindings' llama_cpp/lib; PYTHONPATH then
 #      holds the bindings, the unpacked deps and this checkout's src/ (energybench is not installed);
 #   4. `energybench doctor --json` (GPU offload must be yes, a CUDA device listed);

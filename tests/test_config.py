@@ -1,5 +1,5 @@
-"""Valid sweep configs: defaults, normalisation, hashing, flags merged over files, the JSON
-Schema, and the `energybench config` commands."""
+"""Valid sweep configs: defaults, normalisation, hashing, the JSON Schema, and the `energybench
+config` commands (flags merged over files: tests/test_cli_options.py)."""
 
 from __future__ import annotations
 
@@ -13,17 +13,16 @@ import pytest
 import yaml
 
 from energybench.cli import main
-from energybench.errors import ConfigError
-from energybench.sweep import (
+from energybench import defaults
+from energybench.config import (
     SweepConfig,
-    config_from_flags,
+    allowed_keys,
     config_hash,
     config_json_schema,
     load_config,
     parse_config,
-    resolve_sweep_config,
 )
-from energybench.sweep.config import FLAG_NAMES, allowed_keys
+from energybench.errors import ConfigError
 
 DATA = Path(__file__).parent / "data" / "configs"
 REPO = Path(__file__).resolve().parents[1]
@@ -37,11 +36,12 @@ def test_minimal_config_gets_documented_defaults() -> None:
     assert c.models == ["synthetic:tiny"]  # a scalar becomes a one-item list
     assert c.backend == "llama.cpp"
     g = c.grid
-    assert (g.threads, g.threads_batch, g.n_gpu_layers, g.batch, g.ubatch) == ([1], [None], [0], [512], [None])
+    assert (g.threads, g.threads_batch, g.n_gpu_layers, g.batch, g.ubatch) == ([defaults.threads()], [None], [0], [512],
+                                                                               [None])
     assert (g.flash_attn, g.n_ctx, g.n_gen, g.repack, g.seed) == (["auto"], [None], [64], [True], [0])
     assert g.prompt.n_prompt == [128] and g.prompt.suites is None and g.prompt.text is None
     assert c.warmup == 1
-    assert c.repetitions.fixed == 10 and c.repetitions.adaptive is None  # >= 10 reps: shared README §2
+    assert c.repetitions.fixed == 10 and c.repetitions.adaptive is None  # >= 10 reps for a CI
     assert c.cooldown.until_idle is not None and c.cooldown.fixed_s is None
     assert c.idle_baseline_s > 0
     assert c.order == "shuffled" and c.meters == "auto" and c.max_failures >= 1
@@ -138,7 +138,7 @@ def test_hash_changes_with_anything_measured_but_not_output_dir() -> None:
 
 
 def test_hash_is_stable_across_processes() -> None:
-    code = ("import sys; from energybench.sweep import load_config, config_hash; "
+    code = ("import sys; from energybench.config import load_config, config_hash; "
             "print(config_hash(load_config(sys.argv[1])))")
     here = config_hash(load_config(DATA / "valid_full.yaml"))
     for seed in ("1", "12345"):
@@ -146,71 +146,6 @@ def test_hash_is_stable_across_processes() -> None:
         out = subprocess.run([sys.executable, "-c", code, str(DATA / "valid_full.yaml")], capture_output=True,
                              text=True, env=env, check=True, timeout=120)
         assert out.stdout.strip() == here
-
-
-# ----------------------------------------------------------------------------- flags
-
-
-def test_flags_only() -> None:
-    c = config_from_flags(models=["synthetic:tiny"], threads="1-8*2", n_gpu_layers="0,11,22", batch=["128", "512"],
-                          ubatch="64", flash_attn="on", n_prompt="128", n_gen="64", repetitions="5", warmup="0",
-                          cooldown_s="0.5", idle_baseline_s="1", order="grouped", output_dir=Path("out/x"))
-    g = c.grid
-    assert g.threads == [1, 2, 4, 8] and g.n_gpu_layers == [0, 11, 22] and g.batch == [128, 512]
-    assert g.ubatch == [64] and g.flash_attn == ["on"] and g.prompt.n_prompt == [128] and g.n_gen == [64]
-    assert c.repetitions.fixed == 5 and c.warmup == 0 and c.cooldown.fixed_s == 0.5
-    assert c.order == "grouped" and c.output_dir == os.path.join("out", "x")
-    assert c.source == "command line"
-
-
-def test_flags_win_over_file_and_replace_whole_fields() -> None:
-    base = load_config(DATA / "valid_full.yaml")
-    c = config_from_flags(base, threads="4", n_prompt=256, repetitions=3, output_dir="other")
-    assert c.grid.threads == [4]
-    # the prompt flag replaces the whole prompt axis (suites, ids and text from the file are gone)
-    assert c.grid.prompt.n_prompt == [256] and c.grid.prompt.suites is None and c.grid.prompt.text is None
-    assert c.repetitions.fixed == 3 and c.repetitions.adaptive is None
-    assert c.output_dir == "other"
-    # everything not given keeps the file's value
-    assert c.grid.batch == base.grid.batch and c.models == base.models and c.meters == base.meters
-    assert c.cooldown == base.cooldown and c.order == base.order and c.name == base.name
-    assert "valid_full.yaml" in c.source and "flags" in c.source
-
-
-def test_no_flags_returns_the_file_unchanged() -> None:
-    path = DATA / "valid_full.yaml"
-    assert resolve_sweep_config(path, threads=None, models=None).normalized() == load_config(path).normalized()
-    merged = resolve_sweep_config(path, threads="1,2,4")
-    assert merged.grid.threads == [1, 2, 4]
-
-
-def test_flag_errors_name_the_flag() -> None:
-    with pytest.raises(ConfigError) as info:
-        config_from_flags(models="synthetic:tiny", threads="0")
-    line = info.value.one_line()
-    assert line.startswith("command line -t/--threads: grid.threads = '0': must be at least 1"), line
-    with pytest.raises(ConfigError, match=r"-ngl/--n-gpu-layers: grid\.n_gpu_layers\[1\] = '1\.\.2'"):
-        config_from_flags(models="synthetic:tiny", n_gpu_layers=["0", "1..2"])
-
-
-def test_flag_conflicting_with_file_value() -> None:
-    base = load_config(DATA / "valid_lists.yaml")  # batch [128, 512]
-    with pytest.raises(ConfigError) as info:
-        config_from_flags(base, ubatch="256")
-    line = info.value.one_line()
-    assert "-ub/--ubatch-size" in line and "grid.ubatch = 256" in line and "batch 128" in line
-
-
-def test_no_model_anywhere() -> None:
-    with pytest.raises(ConfigError) as info:
-        config_from_flags(threads="1")
-    assert "no model given" in info.value.one_line() and "-m MODEL" in info.value.one_line()
-
-
-def test_flag_names_cover_real_fields() -> None:
-    for path in FLAG_NAMES:
-        *parents, key = path.split(".")
-        assert key in allowed_keys(parents), path
 
 
 # ----------------------------------------------------------------------------- schema
@@ -284,15 +219,23 @@ def test_sweep_config_is_frozen() -> None:
         c.warmup = 5  # type: ignore[misc]
 
 
-def test_adaptive_metrics_exist_in_the_results_schema() -> None:
+def test_adaptive_metrics_are_the_vocabulary_s_per_run_metrics() -> None:
     import typing
 
-    from energybench.results import RUNS_SCHEMA
-    from energybench.sweep.config import ADAPTIVE_METRICS, AdaptiveMetric
+    from energybench.config.schema import ADAPTIVE_METRICS, AdaptiveMetric
+    from energybench.metrics import METRICS
 
     assert typing.get_args(AdaptiveMetric) == ADAPTIVE_METRICS
-    for metric in ADAPTIVE_METRICS:
-        assert metric in RUNS_SCHEMA or metric in ("j_per_token", "j_per_token_net"), metric
+    assert set(ADAPTIVE_METRICS) == {n for n, m in METRICS.items() if m.adaptive}
+    assert "j_per_output_token" in ADAPTIVE_METRICS and "j_per_token" not in ADAPTIVE_METRICS
+
+
+def test_the_retired_j_per_token_name_says_what_to_use() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config({"models": ["synthetic:tiny"], "repetitions": {"adaptive": {"metric": "j_per_token"}}})
+    line = info.value.one_line()
+    assert "repetitions.adaptive.metric = 'j_per_token'" in line
+    assert "j_per_output_token" in line and "j_per_processed_token" in line
 
 
 @pytest.mark.parametrize("name", ["valid_minimal.yaml", "valid_full.yaml"])

@@ -15,7 +15,7 @@ import pytest
 
 from energybench.cli import main
 from energybench.errors import ConfigError
-from energybench.sweep.config import load_config
+from energybench.config import load_config
 
 DATA = Path(__file__).parent / "data" / "configs"
 BAD = sorted(DATA.glob("bad_*.yaml"))

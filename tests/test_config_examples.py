@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from energybench.sweep import expand, group_by_load, load_config, summarize
+from energybench.config import load_config
+from energybench.grid import expand, group_by_load
+from energybench.plan import summarize
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -62,7 +64,7 @@ def test_p2_is_the_study_ablation() -> None:
     assert c.grid.threads == [1, 4, 8] and c.grid.n_gpu_layers == [0, 11, 22, 23] and c.grid.batch == [128, 512, 1024]
     assert set(c.grid.prompt.suites or []) == {"short_dialogue", "analytical_reasoning", "narrative_generation"}
     assert len(group_by_load(expand(c))) == 4  # one load group per GPU-layer setting
-    assert c.repetitions.adaptive is not None and c.repetitions.adaptive.metric == "j_per_token"
+    assert c.repetitions.adaptive is not None and c.repetitions.adaptive.metric == "j_per_output_token"
     assert "tinyllama-1.1b-chat:Q4_0" in (EXAMPLES / "p2_ablation.yaml").read_text()
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from energybench import gpu
+from energybench import gpu, sysinfo
 from energybench.errors import BackendError, UsageError
 
 
@@ -107,33 +107,28 @@ def test_llama_probe_reports_a_native_crash(crashing_llama: Path) -> None:
     assert "died" in out["error"]
 
 
-def test_assert_gpu_offload_supported(real_llama: dict) -> None:
+def test_refuse_cpu_only_offload() -> None:
+    gpu.refuse_cpu_only_offload([0, 0], supports_offload=False)  # CPU-only points need no GPU
+    gpu.refuse_cpu_only_offload([0, 22, -1], supports_offload=True)
+    with pytest.raises(UsageError) as exc:
+        gpu.refuse_cpu_only_offload([0, 22, -1, 22], supports_offload=False)
+    assert exc.value.exit_code == 2
+    line = exc.value.one_line()
+    assert line.startswith("n_gpu_layers -1, 22 asks for GPU offload, but the installed llama-cpp-python is a CPU-only")
+    assert gpu.CUDA_INSTALL_ONE_LINER in line and "docs/cuda.md" in line and "\n" not in line
+
+
+def test_supports_gpu_offload_asks_the_build_once(real_llama: dict) -> None:
     gpu.clear_cache()
-    gpu.assert_gpu_offload_supported(0)  # never needs to ask llama.cpp
-    assert gpu._llama_cpp_probe_cached.cache_info().misses == 0
-    if real_llama["offload"]:
-        gpu.assert_gpu_offload_supported(22)
-    else:
-        with pytest.raises(UsageError) as exc:
-            gpu.assert_gpu_offload_supported(22)
-        assert exc.value.exit_code == 2
-        line = exc.value.one_line()
-        assert line.startswith("n_gpu_layers=22 asks for GPU offload, but this llama-cpp-python build is CPU-only")
-        assert gpu.CUDA_INSTALL_ONE_LINER in line and "docs/cuda.md" in line
-        assert "\n" not in line
-    # the child's answer is cached: asking again (even for -1 = all layers) starts no process
-    for n in (-1, 11, 22):
-        try:
-            gpu.assert_gpu_offload_supported(n)
-        except UsageError:
-            pass
+    assert gpu.supports_gpu_offload() is real_llama["offload"]
+    assert gpu.supports_gpu_offload() is real_llama["offload"]  # cached: one child process
     info = gpu._llama_cpp_probe_cached.cache_info()
-    assert info.misses == 1 and info.hits >= 3
+    assert info.misses == 1 and info.hits >= 1
 
 
-def test_assert_gpu_offload_on_a_broken_build_is_a_backend_error(crashing_llama: Path) -> None:
+def test_supports_gpu_offload_on_a_broken_build_is_a_backend_error(crashing_llama: Path) -> None:
     with pytest.raises(BackendError, match="could not check whether llama.cpp supports GPU offload"):
-        gpu.assert_gpu_offload_supported(1)
+        gpu.supports_gpu_offload()
 
 
 # ------------------------------------------------------------------------------ AMX
@@ -154,9 +149,9 @@ SYSINFO_NO_AMX = ("CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | 
 def test_amx_detection_and_warning(tmp_path: Path) -> None:
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(CPUINFO)
-    flags = gpu.cpu_amx_flags(cpuinfo)
+    flags = gpu.amx_flags(sysinfo.cpu_flags(cpuinfo))
     assert flags == ["amx_bf16", "amx_tile", "amx_int8"]
-    assert gpu.cpu_model(cpuinfo) == "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz"
+    assert sysinfo.cpu_model(cpuinfo) == "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz"
     assert gpu.build_has_amx(SYSINFO_AMX) is True
     assert gpu.build_has_amx(SYSINFO_NO_AMX) is False
     assert gpu.build_has_amx("") is None
@@ -166,5 +161,5 @@ def test_amx_detection_and_warning(tmp_path: Path) -> None:
     assert gpu.amx_warning([], True) is None
     no_amx = tmp_path / "cpuinfo2"
     no_amx.write_text(CPUINFO.replace(" amx_bf16", "").replace(" amx_tile", "").replace(" amx_int8", ""))
-    assert gpu.cpu_amx_flags(no_amx) == []
-    assert gpu.cpu_amx_flags(tmp_path / "missing") == []
+    assert gpu.amx_flags(sysinfo.cpu_flags(no_amx)) == []
+    assert sysinfo.cpu_flags(tmp_path / "missing") == frozenset()

@@ -73,7 +73,7 @@ def test_measure_with_gpu_layers_on_a_cpu_only_build_is_one_line_exit_2(tmp_path
             env={"ENERGYBENCH_HOME": str(home)})
     assert r.returncode == 2, (r.stdout, r.stderr)
     line = one_line(r.stderr)
-    assert "--n-gpu-layers 5" in line and "CPU-only build" in line and "docs/cuda.md" in line
+    assert "n_gpu_layers 5 asks for GPU offload" in line and "CPU-only build" in line and "docs/cuda.md" in line
     assert not out.exists()  # refused before any work: no results directory
     assert not list(home.rglob("*.gguf"))  # and no model synthesized
 
@@ -85,7 +85,7 @@ def test_sweep_whose_grid_offloads_on_a_cpu_only_build_is_one_line_exit_2(tmp_pa
             "-q", env={"ENERGYBENCH_HOME": str(home)})
     assert r.returncode == 2, (r.stdout, r.stderr)
     line = one_line(r.stderr)
-    assert "n_gpu_layers [1]" in line and "CPU-only build" in line and "docs/cuda.md" in line
+    assert "n_gpu_layers 1 asks for GPU offload" in line and "CPU-only build" in line and "docs/cuda.md" in line
     assert not out.exists() and not list(home.rglob("*.gguf"))
 
 
@@ -96,7 +96,7 @@ def test_p2_ablation_as_written_fails_cleanly_before_work(tmp_path, cli, cpu_onl
             env={"ENERGYBENCH_HOME": str(home)})
     assert r.returncode == 2, (r.stdout, r.stderr)
     line = one_line(r.stderr)
-    assert "n_gpu_layers [11, 22, 23]" in line and "CPU-only build" in line
+    assert "n_gpu_layers 11, 22, 23 asks for GPU offload" in line and "CPU-only build" in line
     # the 0.6 GB TinyLlama twin was not synthesized and nothing was measured
     assert not out.exists() and not list(home.rglob("*.gguf"))
 
@@ -106,7 +106,7 @@ def test_p2_ablation_as_written_fails_cleanly_before_work(tmp_path, cli, cpu_onl
 
 def test_default_meter_selection_samples_nvml_next_to_the_cpu(fake_nvml_dir):
     code = ("import json; from energybench.meters import select_meters\n"
-            "sel = select_meters(None)\n"
+            "sel = select_meters(None, cpu_tdp_w=65)\n"
             "print(json.dumps({'names': sel.names, 'domains': [d.to_dict() for d in sel.domains]}))\n"
             "sel.close()\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
@@ -116,7 +116,7 @@ def test_default_meter_selection_samples_nvml_next_to_the_cpu(fake_nvml_dir):
     assert "nvml" in data["names"]
     gpus = [d for d in data["domains"] if d["meter"] == "nvml"]
     assert [d["name"] for d in gpus] == ["gpu-0", "gpu-1"] and {d["component"] for d in gpus} == {"gpu"}
-    # the CPU is still measured (RAPL where it works, else the labelled estimate), beside the GPUs
+    # the CPU is still measured (RAPL where it works, else the labelled estimate, given a TDP), beside the GPUs
     assert any(d["component"] in ("cpu", "psys") and d["parent"] is None for d in data["domains"])
 
 
@@ -135,6 +135,7 @@ def write_cfg(path: Path, **over) -> Path:
         "order": "grouped",
         "sample_period_ms": 20,
         "gpu_protocol": {"min_window_s": 0.4, "min_trials": 3, "random_gap_s": [0.05, 0.15], "seed": 7},
+        "cpu_tdp_w": 65,  # the CPU measured beside the GPU on any host: RAPL, or the estimate with this TDP
     }
     cfg.update(over)
     path.write_text(yaml.safe_dump(cfg))
@@ -205,7 +206,7 @@ def test_measure_with_gpu_offload_applies_the_protocol_unless_told_not_to(tmp_pa
     s = json.loads(off.stdout)
     assert s["n_ok"] == 1 and s["backend_mode"] == "cuda-partial"
     assert not any("GPU measurement protocol" in w for w in s["warnings"])
-    assert "gpu_protocol" not in read_metadata(tmp_path / "off")
+    assert read_metadata(tmp_path / "off")["gpu_protocol"] is None
     assert read_runs(tmp_path / "off")["n_repeats"].to_list() == [1]
 
     on = pretend_cli(*common, "-o", str(tmp_path / "on"), env=env)  # default protocol: 4 x >= 5 s runs
@@ -216,7 +217,7 @@ def test_measure_with_gpu_offload_applies_the_protocol_unless_told_not_to(tmp_pa
     runs = read_runs(tmp_path / "on")
     assert (runs["window_s"] >= 5.0).all() and (runs["n_repeats"] > 1).all()
     meta = read_metadata(tmp_path / "on")
-    assert meta["config"]["point"]["min_window_s"] == 5.0
+    assert meta["config"]["gpu_protocol"]["min_window_s"] == 5.0 and meta["config"]["min_window_s"] == 0
     proto = meta["gpu_protocol"]
     assert proto["points"] == runs["point_id"].unique().to_list()
     assert set(proto["gaps_s"]) == set(runs["run_id"].to_list())

@@ -6,15 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from energybench.config import config_hash, gpu_warnings, load_config, offloads, parse_config
 from energybench.energy import attribute_run, make_series
 from energybench.errors import BackendError, ConfigError
 from energybench.gpu_protocol import DISABLED, GpuProtocol, gap_s
 from energybench.meters.base import Domain
-from energybench.plan import RunPoint
-from energybench.runner import backend_mode
-from energybench.sweep import config_hash, load_config, parse_config
-from energybench.sweep.config import gpu_warnings, offloads
-from energybench.sweep.engine import plan_from_config
+from energybench.point import RunPoint
+from energybench.engine.session import backend_mode
+from energybench.plan import plan_from_config
 
 S = 1_000_000_000
 T0 = 9_000 * S

@@ -10,13 +10,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from energybench.config import config_hash, parse_config
 from energybench.energy import attribute_run, domain_from_struct
 from energybench.gpu_protocol import GpuProtocol, gap_s
 from energybench.models.shapes import SHAPES
 from energybench.results import read_metadata, read_runs, read_samples
-from energybench.runner import backend_mode
-from energybench.sweep import config_hash, parse_config
-from energybench.sweep.engine import plan_from_config
+from energybench.engine.session import backend_mode
+from energybench.plan import plan_from_config
 
 DATA = Path(__file__).parent / "data" / "results_cuda"
 

@@ -13,20 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from energybench.config import load_config, parse_config, parse_range
 from energybench.errors import ConfigError
-from energybench.plan import LOAD_FIELDS, RunPoint
-from energybench.sweep import (
-    count_loads,
-    expand,
-    group_by_load,
-    load_config,
-    min_duration_s,
-    order_points,
-    parse_config,
-    parse_range,
-    plan,
-    summarize,
-)
+from energybench.point import LOAD_FIELDS, RunPoint
+from energybench.grid import count_loads, expand, group_by_load, order_points
+from energybench.grid import plan_points as plan
+from energybench.plan import summarize
 
 DATA = Path(__file__).parent / "data" / "configs"
 REPO = Path(__file__).resolve().parents[1]
@@ -209,7 +201,7 @@ def test_plan_uses_config_order_and_seed() -> None:
 def test_point_ids_and_order_are_stable_across_processes() -> None:
     path = REPO / "examples" / "p2_ablation.yaml"
     here = [p.point_id for p in plan(load_config(path))]
-    code = ("import json, sys; from energybench.sweep import load_config, plan; "
+    code = ("import json, sys; from energybench.config import load_config; from energybench.grid import plan_points as plan; "
             "print(json.dumps([p.point_id for p in plan(load_config(sys.argv[1]))]))")
     env = {**os.environ, "PYTHONHASHSEED": "977"}
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=env,
@@ -238,6 +230,7 @@ def test_summary_adaptive_and_until_idle() -> None:
 
 
 def test_min_duration_counts_periodic_idle_baselines() -> None:
-    c = parse_config({"models": "m", "idle_baseline_s": 5, "idle_every_min": 1, "cooldown": 10})
+    c = parse_config({"models": "m", "idle_baseline_s": 5, "idle_every_min": 1, "cooldown": 10, "warmup": 0,
+                      "repetitions": 30})
     # 30 runs x 10 s = 300 s of cooldowns = 5 periods of 60 s -> 1 + 5 baselines of 5 s
-    assert min_duration_s(c, 30) == pytest.approx(300 + 6 * 5)
+    assert summarize(c).est_min_duration_s == pytest.approx(300 + 6 * 5)

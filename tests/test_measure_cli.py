@@ -15,16 +15,16 @@ pytestmark = pytest.mark.slow
 def test_measure_json_writes_parquet_with_flags_and_metadata(tmp_path, cli, tiny_model):
     out = tmp_path / "m"
     r = cli("measure", "-m", "synthetic:tiny", "-t", "1", "-p", "20", "-n", "6", "-r", "3", "--warmup", "1",
-            "--idle", "0.3", "--json", "-o", str(out))
+            "--idle", "0.3", "--cooldown", "0", "--meter", "estimate", "--cpu-tdp-w", "65", "--json", "-o", str(out))
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
     assert s["n_ok"] == 3 and s["n_failed"] == 0 and s["synthetic"] is True
     assert s["out_dir"] == str(out)
     for key in ("ttft_ms", "prefill_tok_s", "decode_tok_s", "itl_p50_ms", "itl_p95_ms"):
         assert s["metrics"][key]["median"] > 0
-    # this machine has no RAPL/NVML: the estimate is used, labelled, and warned about
-    if s["energy_source"] == "estimate":
-        assert any("ESTIMATE" in w for w in s["warnings"])
+    # the estimate meter (the one asked for) is used, labelled, and warned about
+    assert s["energy_source"] == "estimate" and any("ESTIMATE" in w for w in s["warnings"])
+    assert s["metrics"]["j_per_output_token"]["median"] > 0
     runs = read_runs(out)
     assert runs.height == 4
     assert runs.filter(pl.col("is_warmup")).height == 1
@@ -62,11 +62,12 @@ def test_measure_worker_crash_is_a_failed_run_and_exit_1(tmp_path, cli, tiny_mod
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["--reps", "0"], "--reps=0"),
-    (["--threads", "0"], "--threads=0"),
-    (["--ubatch", "1024", "--batch", "512"], "--ubatch=1024"),
-    (["--ctx", "64", "-p", "60", "-n", "10"], "--ctx=64"),
-    (["--flash-attn", "maybe"], "--flash-attn"),
+    (["--reps", "0"], "command line -r/--reps: repetitions.fixed = 0"),
+    (["--threads", "0"], "command line -t/--threads: grid.threads = 0"),
+    (["--ubatch", "1024", "--batch", "512"], "command line -ub/--ubatch: grid.ubatch = 1024"),
+    (["--ctx", "64", "-p", "60", "-n", "10"], "command line -c/--ctx: grid.n_ctx = 64: too small"),
+    (["--flash-attn", "maybe"], "-fa/--flash-attn"),
+    (["-p", "100000", "-n", "8"], "synthetic:tiny n_prompt=100000 n_gen=8: prompt (100000 tokens) + generation (8)"),
     (["-m", "synthetic:no-such-shape"], "no-such-shape"),
     (["-m", "/nonexistent/model.gguf"], "model.gguf"),
     (["--prompt", "x", "--prompt-file", "y"], "mutually exclusive"),

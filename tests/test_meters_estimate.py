@@ -16,8 +16,8 @@ from energybench.meters.estimate import (
     EstimateMeter,
     estimate_energy_j,
     estimate_power_w,
-    read_cpuinfo,
 )
+from energybench.sysinfo import read_cpuinfo
 
 N_CPUS = psutil.cpu_count(logical=True) or 1
 
@@ -79,6 +79,8 @@ def test_read_cpuinfo_fields(tmp_path):
     info = read_cpuinfo(cpuinfo(tmp_path, "AMD EPYC 7763 64-Core Processor", "AuthenticAMD", 25, 1))
     assert (info.model_name, info.vendor, info.family, info.model) == ("AMD EPYC 7763 64-Core Processor",
                                                                        "AuthenticAMD", 25, 1)
+    assert info.flags == frozenset({"fpu", "vme"})
+    assert read_cpuinfo(tmp_path / "missing") is None
 
 
 def test_domain_is_labelled_estimate_and_counts_busy_time(tmp_path):

@@ -8,7 +8,7 @@ from importlib import resources
 import pytest
 
 from energybench.errors import ConfigError, UsageError
-from energybench.plan import PromptSpec
+from energybench.point import PromptSpec
 from energybench.prompts import (
     Prompt,
     exact_prompt_tokens,

@@ -70,11 +70,11 @@ def test_recommendation_is_the_true_minimum(built, results):
                              edp=pl.col("energy_j") * pl.col("window_s"))
            .group_by("point_id").agg(pl.col("jpt").median(), pl.col("edp").median(), pl.col("window_s").median()))
     recs = {r.objective: r for r in built.recommendations}
-    assert recs["j_per_token"].best.point_id == med.sort("jpt")["point_id"][0]
-    assert recs["j_per_token"].best.value == pytest.approx(med["jpt"].min())
+    assert recs["energy"].best.point_id == med.sort("jpt")["point_id"][0]
+    assert recs["energy"].best.value == pytest.approx(med["jpt"].min())
     assert recs["edp"].best.point_id == med.sort("edp")["point_id"][0]
     assert recs["latency"].best.value == pytest.approx(med["window_s"].min())
-    r = recs["j_per_token"]
+    r = recs["energy"]
     assert r.best.ci_lo <= r.best.value <= r.best.ci_hi
     assert r.runner_up is not None and r.runner_up.value >= r.best.value
     assert set(r.best.config) == {"n_threads", "n_gpu_layers", "n_batch"}  # ubatch/mode follow these
@@ -201,7 +201,7 @@ def test_single_run_missing_domains_no_idle(tmp_path):
                                   idle_power_w=None)])
     s = build_report([root], tmp_path / "out", **FAST)
     cfg = s.analysis.cfg.row(0, named=True)
-    assert cfg["j_per_out_token"] == pytest.approx(5.0 / 8) and cfg["j_per_out_token_lo"] is None
+    assert cfg["j_per_output_token"] == pytest.approx(5.0 / 8) and cfg["j_per_output_token_lo"] is None
     assert "single-run:" in cfg["warnings"]
     assert any("no idle baseline" in w for w in s.warnings)
     assert cfg["race_energy_j"] is None

@@ -111,7 +111,7 @@ def test_config_warnings_codes():
         "n_reps": [10, 5, 1, 12], "n_failed": [0, 2, 0, 0], "n_short_window": [0, 0, 3, 0],
         "n_throttled": [0, 1, 0, 0], "any_estimate": [False, True, False, False],
         "any_synthetic": [False, False, True, False], "has_energy": [True, True, True, False],
-        "j_per_out_token_cv": [0.02, 0.15, None, None], "e2e_s_cv": [0.01, 0.01, None, 0.2],
+        "j_per_output_token_cv": [0.02, 0.15, None, None], "e2e_s_cv": [0.01, 0.01, None, 0.2],
     })
     w = config_warnings(cfg).to_list()
     assert w[0] == []
@@ -128,7 +128,7 @@ def test_pareto_mask_by_hand():
     # (1,5), (2,3), (3,1) are the front; (2.5,4) is beaten by (2,3); (1,6) by (1,5); NaN never
     assert pareto_mask(x, y).tolist() == [True, True, True, False, False, False]
     cfg = pl.DataFrame({"set": ["s"] * 3, "workload": ["w"] * 3, "e2e_s": [1.0, 2.0, 1.5],
-                        "j_per_out_token": [2.0, 1.0, 3.0]})
+                        "j_per_output_token": [2.0, 1.0, 3.0]})
     assert with_pareto(cfg, group_cols=["set", "workload"])["pareto"].to_list() == [True, True, False]
 
 

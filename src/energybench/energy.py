@@ -15,10 +15,11 @@ the nearest value held) -- but only within one sample period; farther than that 
 not *cover* the window and its energy is reported as unknown (``None``) instead of invented.
 
 Totals (the run-level ``energy_j`` ...) add top-level domains only (``parent is None``; RAPL
-``core``/``uncore`` and Power Gadget ``IA``/``GT`` are inside the package: never added, see
-../shared/README.md section 2), each domain name once (measured meters win over estimates), an
-estimate domain only when no *measured* domain of the same component exists, and ``psys`` only
-when no measured CPU package domain exists (psys is the platform domain and contains the package).
+``core``/``uncore`` and Power Gadget ``IA``/``GT`` are inside the package: never added; Linux
+Documentation/power/powercap/powercap.rst, Intel SDM Vol. 3B §15.10), each domain name once
+(measured meters win over estimates), an estimate domain only when no *measured* domain of the
+same component exists, and ``psys`` only when no measured CPU package domain exists (psys is the
+platform domain and contains the package).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ UNIT_ENERGY = "J"
 UNIT_POWER = "W"
 
 #: A window shorter than this many update periods of its slowest meter is flagged
-#: (../shared/README.md section 2: "windows long enough for the meter (>= 10x its update period)").
+#: (our rule: a window of >= 10 update periods bounds the counter's quantisation error to ~10 %).
 SHORT_WINDOW_FACTOR = 10.0
 
 #: NVML clocks-event (throttle) reasons that mean a real slowdown: SwPowerCap 0x4, HwSlowdown 0x8,
@@ -69,7 +70,8 @@ def counter_delta(prev: int, cur: int, max_range: int) -> int:
     """Increase of a wrapping counter between two raw reads (same unit as the counter).
 
     ``delta = max - prev + cur`` when the counter went backwards (it wrapped at ``max_range``;
-    the RAPL rule of ../shared/README.md section 2). Python ints: no overflow however long it runs.
+    ``max_energy_range_uj`` in Linux Documentation/power/powercap/powercap.rst). Python ints: no
+    overflow however long it runs.
     """
     if cur >= prev:
         return cur - prev

@@ -1,7 +1,8 @@
 """GPU and build facts: what llama.cpp can offload to, what NVML sees, and the ``doctor`` report.
 
 Every call into llama.cpp's native code happens in a child Python process (``python -c``), so a
-broken or crashing build (e.g. the AMX segfault of ../shared/README.md section 3) cannot take the
+broken or crashing build (e.g. the AMX segfault we measured: a default -march=native build crashes
+in ggml_backend_amx_mul_mat on quantized models on Sapphire Rapids KVM guests) cannot take the
 caller down: the child's death is reported as data.
 """
 
@@ -16,10 +17,10 @@ import platform
 import re
 import subprocess
 import sys
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
-from energybench import __version__
+from energybench import __version__, sysinfo
 from energybench.errors import BackendError, EnergybenchError, UsageError
 
 #: How to get a CUDA build of llama-cpp-python inside this project (verified with uv 0.13.9; the
@@ -95,45 +96,22 @@ def supports_gpu_offload() -> bool:
     return bool(info.get("supports_gpu_offload"))
 
 
-def assert_gpu_offload_supported(n_gpu_layers: int) -> None:
-    """Raise :class:`UsageError` (exit 2) if GPU layers are asked for but the build is CPU-only.
-
-    ``n_gpu_layers`` 0 never needs a GPU and returns at once (no child process). The answer of the
-    child is cached, so calling this for every grid point is cheap.
-    """
-    if n_gpu_layers == 0:
-        return
-    if not supports_gpu_offload():
+def refuse_cpu_only_offload(n_gpu_layers: Iterable[int], supports_offload: bool) -> None:
+    """Raise :class:`UsageError` (exit 2) when some point offloads layers but the build is CPU-only
+    (``supports_offload``: the build's ``llama_supports_gpu_offload()``). The one place this rule lives."""
+    layers = sorted({n for n in n_gpu_layers if n != 0})
+    if layers and not supports_offload:
         raise UsageError(
-            f"n_gpu_layers={n_gpu_layers} asks for GPU offload, but this llama-cpp-python build is "
-            "CPU-only (llama_supports_gpu_offload() is false)",
-            hint=f"install a CUDA build: {CUDA_INSTALL_ONE_LINER} (see docs/cuda.md), or use "
-                 "n_gpu_layers=0")
+            f"n_gpu_layers {', '.join(map(str, layers))} asks for GPU offload, but the installed llama-cpp-python is "
+            "a CPU-only build (llama_supports_gpu_offload() is false)",
+            hint=f"install a CUDA build: {CUDA_INSTALL_ONE_LINER} (see docs/cuda.md), or use n_gpu_layers 0")
 
 
 # ------------------------------------------------------------------------------ CPU / AMX
-def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
-    """The CPU model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere)."""
-    try:
-        for line in Path(cpuinfo).read_text(errors="replace").splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_amx_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> list[str]:
-    """AMX feature flags of this CPU from ``/proc/cpuinfo`` (``[]`` when none or not Linux)."""
-    try:
-        text = Path(cpuinfo).read_text(errors="replace")
-    except OSError:
-        return []
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            return [f for f in AMX_CPU_FLAGS if f in flags]
-    return []
+def amx_flags(cpu_flags: Iterable[str]) -> list[str]:
+    """The Intel AMX flags among a CPU's feature flags (``[]`` when none), in AMX_CPU_FLAGS order."""
+    have = set(cpu_flags)
+    return [f for f in AMX_CPU_FLAGS if f in have]
 
 
 def build_has_amx(system_info: str | None) -> bool | None:
@@ -147,7 +125,7 @@ def build_has_amx(system_info: str | None) -> bool | None:
 
 
 def amx_warning(cpu_flags: list[str], build_amx: bool | None) -> str | None:
-    """The AMX crash warning (../shared/README.md section 3) when both the CPU and the build have AMX."""
+    """The AMX crash warning (measured; llama.cpp ggml/src/ggml-cpu/amx) when CPU and build both have AMX."""
     if not cpu_flags or not build_amx:
         return None
     return ("this CPU has AMX (" + ", ".join(cpu_flags) + ") and this llama.cpp build uses AMX "
@@ -224,7 +202,7 @@ def doctor_report(*, llama_timeout_s: float = 120.0) -> dict[str, Any]:
         warnings.append("this llama.cpp build supports GPU offload but ggml sees no GPU device "
                         "(driver missing, or CUDA_VISIBLE_DEVICES hides them)")
 
-    flags = cpu_amx_flags()
+    flags = amx_flags(sysinfo.cpu_flags())
     build_amx = build_has_amx(llama.get("system_info"))
     amx = amx_warning(flags, build_amx)
     if amx:
@@ -239,7 +217,7 @@ def doctor_report(*, llama_timeout_s: float = 120.0) -> dict[str, Any]:
         "llama_cpp": {"package_version": _package_version("llama-cpp-python"), **llama},
         "gpus": gpus,
         "nvml": nvml,
-        "cpu": {"model": cpu_model(), "logical_cpus": os.cpu_count(), "amx_flags": flags,
+        "cpu": {"model": sysinfo.cpu_model(), "logical_cpus": os.cpu_count(), "amx_flags": flags,
                 "build_has_amx": build_amx, "amx_warning": amx},
         "meters": meters,
         "meters_note": meters_note,

@@ -6,7 +6,7 @@ never seen, and naive energy is off by 39 % on average (up to ~70 %). Their "goo
 brings it to ~5 % (Yang, Adámek, Armour, "Accurate and Convenient Energy Measurements for GPUs:
 A Detailed Study of NVIDIA GPU's Built-In Power Sensor", SC'24, pp. 307-323, DOI
 10.1109/SC41406.2024.00028; preprint arXiv:2312.02741 "Part-time Power Measurements: nvidia-smi's
-Lack of Attention"; ../shared/README.md section 2):
+Lack of Attention"):
 
 1. measure windows of at least 5 s (or >= 32 consecutive iterations) -- here: ``min_window_s``,
    the existing ``--min-window`` mechanism that repeats decoding until a run lasts that long;
@@ -40,17 +40,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from energybench import defaults
+
 #: The paper, for provenance strings (results metadata, domain sources, docs).
 REFERENCE = ("Yang, Adamek, Armour, 'Accurate and Convenient Energy Measurements for GPUs: A Detailed "
              "Study of NVIDIA GPU's Built-In Power Sensor', SC'24 (arXiv:2312.02741)")
-
-#: Defaults, from the paper's good practice (../shared/README.md section 2): windows >= 5 s,
-#: >= 4 trials with randomised gaps, rise time discarded. The gap range is ours: long enough to
-#: move a run over several 100 ms sensor periods (random phase), short next to a 5 s window.
-DEFAULT_MIN_WINDOW_S = 5.0
-DEFAULT_MIN_TRIALS = 4
-DEFAULT_RANDOM_GAP_S = (0.5, 2.0)
-DEFAULT_SEED = 0
 
 #: How a gap is derived (stored in metadata so the gaps can be recomputed).
 GAP_RULE = ("gap_s = lo + (hi - lo) * u, u = int.from_bytes(sha256(f'{seed}:{run_id}')[:8], 'big') / 2**64; "
@@ -62,19 +56,26 @@ NOT_IMPLEMENTED = ("controlled delays inside one window (the paper's 8 evenly sp
                    "whose averaging window is shorter than their update period)")
 
 
+def _rise(value: Any) -> float | None:
+    """A ``discard_rise_s`` setting (``"auto"``, None or seconds) as :class:`GpuProtocol` holds it."""
+    return None if value in (None, "auto") else float(value)
+
+
 @dataclass(frozen=True)
 class GpuProtocol:
     """The protocol's settings. ``discard_rise_s`` None means ``auto`` (see the module docstring).
 
     Times in seconds. ``random_gap_s`` is ``(lo, hi)``: each pause is uniform in that range.
+    Defaults: :mod:`energybench.defaults` (the paper's good practice: windows >= 5 s, >= 4 trials
+    with randomised gaps, rise time discarded).
     """
 
-    enabled: bool = True
-    min_window_s: float = DEFAULT_MIN_WINDOW_S
-    min_trials: int = DEFAULT_MIN_TRIALS
-    random_gap_s: tuple[float, float] = DEFAULT_RANDOM_GAP_S
-    discard_rise_s: float | None = None
-    seed: int = DEFAULT_SEED
+    enabled: bool = defaults.GPU_PROTOCOL_ENABLED
+    min_window_s: float = defaults.GPU_MIN_WINDOW_S
+    min_trials: int = defaults.GPU_MIN_TRIALS
+    random_gap_s: tuple[float, float] = defaults.GPU_RANDOM_GAP_S
+    discard_rise_s: float | None = _rise(defaults.GPU_DISCARD_RISE_S)
+    seed: int = defaults.GPU_GAP_SEED
 
     def __post_init__(self) -> None:
         lo, hi = self.random_gap_s
@@ -91,7 +92,7 @@ class GpuProtocol:
         return self.enabled and n_gpu_layers != 0
 
     def apply_to_point(self, point: Any) -> Any:
-        """``point`` (a :class:`~energybench.plan.RunPoint`) with its window raised to ``min_window_s``."""
+        """``point`` (a :class:`~energybench.point.RunPoint`) with its window raised to ``min_window_s``."""
         if not self.applies_to(point.n_gpu_layers) or point.min_window_s >= self.min_window_s:
             return point
         return point.with_(min_window_s=self.min_window_s)
@@ -125,6 +126,16 @@ class GpuProtocol:
                 out[f"{d.meter}/{d.name}"] = r
         return out
 
+    def note(self, reps_asked: int) -> str:
+        """One line saying what the protocol changes for the points that offload."""
+        lo, hi = self.random_gap_s
+        rise = "auto" if self.discard_rise_s is None else f"{self.discard_rise_s:g} s"
+        reps = self.trials(1, reps_asked)
+        more = f" (raised from {reps_asked})" if reps > reps_asked else ""
+        return (f"GPU measurement protocol (Yang et al. SC'24) applied to the points that offload: runs of "
+                f">= {self.min_window_s:g} s, >= {reps} measured repetitions{more}, random {lo:g}-{hi:g} s gaps, "
+                f"rise time {rise}; turn it off with --no-gpu-protocol")
+
     # ---------------------------------------------------------------- provenance
     def to_dict(self) -> dict[str, Any]:
         """JSON-able settings (``discard_rise_s`` ``"auto"`` when None)."""
@@ -146,13 +157,13 @@ class GpuProtocol:
         if settings is None:
             return cls()
         get = settings.get if isinstance(settings, Mapping) else (lambda k, d=None: getattr(settings, k, d))
-        rise = get("discard_rise_s", None)
-        gap = get("random_gap_s", DEFAULT_RANDOM_GAP_S)
-        return cls(enabled=bool(get("enabled", True)), min_window_s=float(get("min_window_s", DEFAULT_MIN_WINDOW_S)),
-                   min_trials=int(get("min_trials", DEFAULT_MIN_TRIALS)),
+        gap = get("random_gap_s", defaults.GPU_RANDOM_GAP_S)
+        return cls(enabled=bool(get("enabled", defaults.GPU_PROTOCOL_ENABLED)),
+                   min_window_s=float(get("min_window_s", defaults.GPU_MIN_WINDOW_S)),
+                   min_trials=int(get("min_trials", defaults.GPU_MIN_TRIALS)),
                    random_gap_s=(float(gap[0]), float(gap[1])),
-                   discard_rise_s=None if rise in (None, "auto") else float(rise),
-                   seed=int(get("seed", DEFAULT_SEED)))
+                   discard_rise_s=_rise(get("discard_rise_s", defaults.GPU_DISCARD_RISE_S)),
+                   seed=int(get("seed", defaults.GPU_GAP_SEED)))
 
 
 #: The protocol switched off (``--no-gpu-protocol``, ``gpu_protocol: {enabled: false}``).

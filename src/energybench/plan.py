@@ -1,100 +1,190 @@
-"""A fully resolved measurement point: one configuration of one model.
+"""A plan: the points to run, in order, and the rules the engine applies to them.
 
-``measure`` runs one :class:`RunPoint`; ``sweep`` expands a grid into many. The point knows which
-of its fields are *load-time* (a change needs the model loaded again) and which are runtime, so
-a sweep can load each model once per load group.
+``measure`` and ``sweep`` both resolve a config (:mod:`energybench.config`) and turn it into a
+:class:`Plan` here; ``measure``'s plan has one point. The engine (:mod:`energybench.engine`) runs
+any plan the same way.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from energybench.backends.base import ContextParams, FlashAttn, LoadParams
-
-#: Fields whose change requires a new model load (llama.cpp model params).
-LOAD_FIELDS = ("model", "backend", "n_gpu_layers", "main_gpu", "repack", "use_mmap")
-
-
-@dataclass(frozen=True)
-class PromptSpec:
-    """What to feed the model.
-
-    - ``kind="synthetic"``: exactly ``n_prompt`` tokens, cut from a fixed English text with the
-      model's own tokenizer (so the count is exact whatever the vocabulary).
-    - ``kind="suite"``: prompt ``prompt_id`` of suite ``suite`` (shipped JSONL), its natural length.
-    - ``kind="text"``: literal ``text`` (``--prompt``/``--prompt-file``).
-    """
-
-    kind: str = "synthetic"  # synthetic | suite | text
-    n_prompt: int | None = 128  # exact for synthetic; None for suite/text (measured)
-    suite: str | None = None
-    prompt_id: str | None = None
-    text: str | None = None
-
-    def label(self) -> str:
-        if self.kind == "suite":
-            return f"{self.suite}/{self.prompt_id}"
-        if self.kind == "text":
-            digest = hashlib.sha256((self.text or "").encode()).hexdigest()[:8]
-            return f"text:{digest}"
-        return f"synthetic:{self.n_prompt}"
+from energybench import defaults
+from energybench.gpu_protocol import GpuProtocol
+from energybench.point import PromptSpec, RunPoint  # noqa: F401 - re-exported for callers of the plan
 
 
 @dataclass(frozen=True)
-class RunPoint:
-    """One configuration. ``n_ctx=None`` means: prompt + generation, rounded up to 256."""
+class Repetitions:
+    """Fixed count (``adaptive=False``) or adaptive: stop at the first repetition, from ``min`` on,
+    where the 95% CI half-width of ``metric`` is within ``target_ci_pct`` % of its mean; never more
+    than ``max``."""
 
-    model: str
-    n_gen: int = 64
-    prompt: PromptSpec = field(default_factory=PromptSpec)
-    backend: str = "llama.cpp"
-    n_threads: int = 1
-    n_threads_batch: int | None = None
-    n_gpu_layers: int = 0
-    main_gpu: int = 0
-    n_batch: int = 512
-    n_ubatch: int = 512
-    n_ctx: int | None = None
-    flash_attn: FlashAttn = "auto"
-    offload_kqv: bool = True
-    repack: bool = True
-    use_mmap: bool = True
-    seed: int = 0
-    min_window_s: float = 0.0
+    fixed: int = defaults.REPETITIONS
+    adaptive: bool = False
+    target_ci_pct: float = defaults.ADAPTIVE_TARGET_CI_PCT
+    min: int = defaults.ADAPTIVE_MIN
+    max: int = defaults.ADAPTIVE_MAX
+    metric: str = defaults.ADAPTIVE_METRIC
+
+    @property
+    def upper(self) -> int:
+        """The most measured repetitions a point can get."""
+        return self.max if self.adaptive else self.fixed
+
+    @property
+    def lower(self) -> int:
+        """The fewest measured repetitions a point gets (when none fails)."""
+        return self.min if self.adaptive else self.fixed
+
+
+@dataclass(frozen=True)
+class Cooldown:
+    """Fixed seconds from the end of one run to the start of the next, or until total power is
+    within ``within_pct`` of idle for ``hold_s`` (at most ``max_s``)."""
+
+    fixed_s: float = 0.0
+    until_idle: bool = False
+    within_pct: float = defaults.UNTIL_IDLE_WITHIN_PCT
+    hold_s: float = defaults.UNTIL_IDLE_HOLD_S
+    max_s: float = defaults.UNTIL_IDLE_MAX_S
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything the engine needs to run; built from a validated config by :func:`plan_from_config`."""
+
+    name: str
+    points: list[RunPoint]  # in execution order
+    kind: str = "sweep"  # the command that made it: measure | sweep (recorded in metadata)
+    warmup: int = defaults.WARMUP
+    repetitions: Repetitions = field(default_factory=Repetitions)
+    cooldown: Cooldown = field(default_factory=Cooldown)
+    idle_baseline_s: float = defaults.IDLE_BASELINE_S
+    idle_every_min: float | None = None
+    max_failures: int = defaults.MAX_FAILURES
+    meters: list[str] | None = None  # None: automatic choice
+    sample_period_s: float = defaults.SAMPLE_PERIOD_MS / 1000.0
+    cpu_tdp_w: float | None = None
+    allow_estimate: bool = True
+    config: dict[str, Any] = field(default_factory=dict)
+    config_hash: str = ""
+    #: the GPU measurement protocol for points that offload (None: off); its minimum window is
+    #: already in those points, :meth:`repetitions_for` adds its trials
+    gpu_protocol: GpuProtocol | None = None
+
+    @property
+    def backend(self) -> str:
+        return self.points[0].backend if self.points else "llama.cpp"
+
+    def repetitions_for(self, point: RunPoint) -> Repetitions:
+        """The plan's repetitions, with at least the GPU protocol's trials for a point that offloads."""
+        r, proto = self.repetitions, self.gpu_protocol
+        if proto is None or not proto.applies_to(point.n_gpu_layers):
+            return r
+        if not r.adaptive:
+            return Repetitions(fixed=proto.trials(point.n_gpu_layers, r.fixed))
+        lo = proto.trials(point.n_gpu_layers, r.min)
+        return Repetitions(adaptive=True, target_ci_pct=r.target_ci_pct, min=lo, max=max(r.max, lo), metric=r.metric)
+
+    def protocol_for(self, point: RunPoint) -> GpuProtocol | None:
+        """The GPU protocol when it applies to ``point``, else None."""
+        proto = self.gpu_protocol
+        return proto if proto is not None and proto.applies_to(point.n_gpu_layers) else None
+
+    def runs_total(self) -> int:
+        """Most runs the plan can make (warm-ups included; adaptive points at their maximum)."""
+        return sum(len(run_ids(p, self.warmup, self.repetitions_for(p).upper)) for p in self.points)
+
+
+def run_ids(point: RunPoint, warmup: int, reps: int) -> list[tuple[str, int, bool]]:
+    """(run_id, rep_index, is_warmup) of every run of a point, warm-ups first."""
+    ids = [(f"{point.point_id}-w{i:03d}", i, True) for i in range(warmup)]
+    ids += [(f"{point.point_id}-r{i:03d}", i, False) for i in range(reps)]
+    return ids
+
+
+def _repetitions(r: Any) -> Repetitions:
+    if r.fixed is not None:
+        return Repetitions(fixed=r.fixed)
+    a = r.adaptive
+    return Repetitions(adaptive=True, target_ci_pct=a.target_ci_pct, min=a.min, max=a.max, metric=a.metric)
+
+
+def _cooldown(c: Any) -> Cooldown:
+    if c.fixed_s is not None:
+        return Cooldown(fixed_s=c.fixed_s)
+    u = c.until_idle
+    return Cooldown(until_idle=True, within_pct=u.within_pct, hold_s=u.hold_s, max_s=u.max_s)
+
+
+def plan_from_config(config: Any, *, kind: str = "sweep") -> Plan:
+    """The plan of a validated :class:`~energybench.config.SweepConfig`: its grid expanded and
+    ordered, the GPU protocol's window applied to the points that offload."""
+    from energybench.config import config_hash
+    from energybench.grid import plan_points
+
+    points = plan_points(config)
+    protocol = GpuProtocol.from_settings(config.gpu_protocol) if config.gpu_protocol.enabled else None
+    if protocol is not None:
+        points = [protocol.apply_to_point(p) for p in points]
+    return Plan(
+        name=config.name, points=points, kind=kind, warmup=config.warmup,
+        repetitions=_repetitions(config.repetitions), cooldown=_cooldown(config.cooldown),
+        idle_baseline_s=config.idle_baseline_s, idle_every_min=config.idle_every_min,
+        max_failures=config.max_failures, meters=None if config.meters == "auto" else list(config.meters),
+        sample_period_s=config.sample_period_ms / 1000.0, cpu_tdp_w=config.cpu_tdp_w,
+        allow_estimate=config.allow_estimate, config=config.normalized(), config_hash=config_hash(config),
+        gpu_protocol=protocol,
+    )
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    """What a config will run (``energybench config validate``). Durations in seconds."""
+
+    name: str
+    config_hash: str
+    n_models: int
+    n_points: int
+    n_load_groups: int
+    n_loads: int  # model loads in execution order (> groups when interleaved)
+    warmup_per_point: int
+    reps_min: int  # measured repetitions per point (fixed: min == max)
+    reps_max: int
+    runs_min: int  # all runs incl. warm-ups
+    runs_max: int
+    axis_sizes: dict[str, int] = field(default_factory=dict)
+    order: str = defaults.ORDER
+    est_min_duration_s: float = 0.0  # idle baselines + cooldowns + min windows + gaps; inference not included
+    cooldown: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    @property
-    def point_id(self) -> str:
-        """Stable short hash of every field: the identity of a point across runs and resumes."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()[:12]
 
-    @property
-    def load_key(self) -> str:
-        """Points with equal load keys share one loaded model."""
-        blob = json.dumps({k: getattr(self, k) for k in LOAD_FIELDS}, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:12]
+def summarize(config: Any) -> PlanSummary:
+    """Counts of points, load groups and runs of ``config``, and a lower bound on its duration, from
+    the engine's own plan (points that offload get the GPU protocol's trials, window and gaps)."""
+    from energybench.config import estimate_note
+    from energybench.grid import count_loads, group_by_load
 
-    def load_params(self, model_path: str) -> LoadParams:
-        return LoadParams(model_path=model_path, n_gpu_layers=self.n_gpu_layers,
-                          main_gpu=self.main_gpu, use_mmap=self.use_mmap, repack=self.repack)
-
-    def context_params(self, n_prompt_tokens: int) -> ContextParams:
-        return ContextParams(n_ctx=self.resolved_n_ctx(n_prompt_tokens), n_batch=self.n_batch,
-                             n_ubatch=self.n_ubatch, n_threads=self.n_threads,
-                             n_threads_batch=self.n_threads_batch, flash_attn=self.flash_attn,
-                             offload_kqv=self.offload_kqv)
-
-    def resolved_n_ctx(self, n_prompt_tokens: int) -> int:
-        if self.n_ctx is not None:
-            return self.n_ctx
-        need = n_prompt_tokens + self.n_gen
-        return max(256, -(-need // 256) * 256)
-
-    def with_(self, **changes: Any) -> RunPoint:
-        return replace(self, **changes)
+    plan = plan_from_config(config)
+    reps = [plan.repetitions_for(p) for p in plan.points]
+    busy = 0.0
+    for p, r in zip(plan.points, reps, strict=True):
+        proto = plan.protocol_for(p)
+        gap = proto.random_gap_s[0] if proto is not None else 0.0
+        busy += (plan.warmup + r.lower) * (config.cooldown.min_s + p.min_window_s + gap)
+    idle = plan.idle_baseline_s
+    if plan.idle_every_min and plan.idle_baseline_s > 0:  # one more baseline every idle_every_min of run time
+        idle += (busy // (plan.idle_every_min * 60.0)) * plan.idle_baseline_s
+    return PlanSummary(
+        name=plan.name, config_hash=plan.config_hash, n_models=len(config.models), n_points=len(plan.points),
+        n_load_groups=len(group_by_load(plan.points)), n_loads=count_loads(plan.points), warmup_per_point=plan.warmup,
+        reps_min=min((r.lower for r in reps), default=0), reps_max=max((r.upper for r in reps), default=0),
+        runs_min=sum(plan.warmup + r.lower for r in reps), runs_max=sum(plan.warmup + r.upper for r in reps),
+        axis_sizes=config.grid.axis_sizes(), order=config.order, est_min_duration_s=float(busy + idle),
+        cooldown=estimate_note(config),
+    )

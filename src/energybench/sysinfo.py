@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,30 +18,74 @@ import psutil
 from energybench import __version__
 
 
-def cpu_model() -> str:
-    """The CPU's marketing name (``/proc/cpuinfo`` on Linux, platform elsewhere)."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        try:
-            for line in cpuinfo.read_text(errors="replace").splitlines():
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-        except OSError:
-            pass
-    return platform.processor() or platform.machine()
+PROC_CPUINFO = Path("/proc/cpuinfo")
 
 
-def cpu_flags() -> set[str]:
-    cpuinfo = Path("/proc/cpuinfo")
-    if not cpuinfo.exists():
-        return set()
+@dataclass(frozen=True)
+class CpuInfo:
+    """What the OS says about the processor (the first processor of ``/proc/cpuinfo``)."""
+
+    model_name: str
+    vendor: str = ""
+    family: int | None = None
+    model: int | None = None
+    flags: frozenset[str] = frozenset()
+
+
+def _first_block(text: str) -> dict[str, str]:
+    """``key: value`` fields of the first processor block (first value of each key wins)."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            if fields:
+                break
+            continue
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def _int(value: str | None) -> int | None:
     try:
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
+        return int(value, 0) if value is not None else None
+    except ValueError:
+        return None
+
+
+def parse_cpuinfo(text: str) -> CpuInfo:
+    """Model name, vendor, family, model and flags of the first processor in a cpuinfo text."""
+    f = _first_block(text)
+    name = f.get("model name") or f.get("Model") or f.get("Hardware") or ""
+    return CpuInfo(model_name=name, vendor=f.get("vendor_id", ""), family=_int(f.get("cpu family")),
+                   model=_int(f.get("model")), flags=frozenset(f.get("flags", "").split()))
+
+
+def read_cpuinfo(path: str | os.PathLike[str] | None = None) -> CpuInfo | None:
+    """The parsed cpuinfo file ``path``; by default this machine's ``/proc/cpuinfo``, read once
+    per process. None when the file cannot be read (not Linux)."""
+    if path is None:
+        return _proc_cpuinfo()
+    try:
+        return parse_cpuinfo(Path(path).read_text(encoding="utf-8", errors="replace"))
     except OSError:
-        pass
-    return set()
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def _proc_cpuinfo() -> CpuInfo | None:
+    return read_cpuinfo(PROC_CPUINFO)
+
+
+def cpu_model(cpuinfo: str | os.PathLike[str] | None = None) -> str:
+    """The CPU's marketing name (``/proc/cpuinfo`` on Linux, platform elsewhere)."""
+    info = read_cpuinfo(cpuinfo)
+    return (info.model_name if info else "") or platform.processor() or platform.machine()
+
+
+def cpu_flags(cpuinfo: str | os.PathLike[str] | None = None) -> frozenset[str]:
+    """The CPU feature flags of ``/proc/cpuinfo`` (empty when not Linux)."""
+    info = read_cpuinfo(cpuinfo)
+    return info.flags if info else frozenset()
 
 
 def _cpu_governor() -> str | None:
@@ -50,7 +96,7 @@ def _cpu_governor() -> str | None:
         return None
 
 
-def _virtualized(flags: set[str]) -> bool:
+def _virtualized(flags: frozenset[str]) -> bool:
     return "hypervisor" in flags
 
 

@@ -12,6 +12,8 @@
  * Behaviour is driven by environment variables (read at nvmlInit*):
  *   FAKE_NVML_INIT_RET          return code of nvmlInit* (e.g. 4 = NO_PERMISSION, 9 = DRIVER_NOT_LOADED)
  *   FAKE_NVML_COUNT             number of GPUs (default 1)
+ *   FAKE_NVML_CALL_LOG          a file to which every successful nvmlInit* appends "init" and every
+ *                               nvmlShutdown "shutdown" (one line each): tests count them
  *   FAKE_NVML_DRIVER            driver version string (default "550.54.15")
  *   per GPU i (0-based):
  *   FAKE_NVML_<i>_MODE          counter | instant | average | none   (default counter)
@@ -36,7 +38,7 @@
  * time.monotonic_ns() on Linux):
  *     E_mJ(t) = BASE_MJ + (POWER_MW * PERIOD_MS / 1000) * floor(t / PERIOD)
  * i.e. it accumulates POWER_MW exactly but only refreshes every PERIOD_MS, like the real counter
- * (which updates every ~20-100 ms, ../shared/README.md section 2). Choose POWER_MW * PERIOD_MS as a
+ * (which updates every ~20-100 ms: NVML API Reference, nvmlDeviceGetTotalEnergyConsumption). Choose POWER_MW * PERIOD_MS as a
  * multiple of 1000 so that each step is a whole number of millijoules.
  */
 #include <stdint.h>
@@ -178,6 +180,15 @@ static void configure(void) {
 
 /* ---------------------------------------------------------------- init / shutdown / errors */
 
+static void log_call(const char *what) {
+    const char *path = getenv("FAKE_NVML_CALL_LOG");
+    if (!path || !*path) return;
+    FILE *f = fopen(path, "a");
+    if (!f) return;
+    fprintf(f, "%s\n", what);
+    fclose(f);
+}
+
 nvmlReturn_t nvmlInitWithFlags(unsigned int flags) {
     (void)flags;
     long long ret = env_ll(getenv("FAKE_NVML_INIT_RET"), 0);
@@ -187,6 +198,7 @@ nvmlReturn_t nvmlInitWithFlags(unsigned int flags) {
         g_init_ns = now_ns();
     }
     g_refcount++;
+    log_call("init");
     return NVML_SUCCESS;
 }
 
@@ -196,6 +208,7 @@ nvmlReturn_t nvmlInit(void) { return nvmlInitWithFlags(0); }
 nvmlReturn_t nvmlShutdown(void) {
     if (g_refcount <= 0) return NVML_ERROR_UNINITIALIZED;
     g_refcount--;
+    log_call("shutdown");
     return NVML_SUCCESS;
 }
 

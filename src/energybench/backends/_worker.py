@@ -148,7 +148,9 @@ class Engine:
         mparams.main_gpu = int(p.get("main_gpu", 0))
         if hasattr(mparams, "use_mmap"):
             mparams.use_mmap = bool(p.get("use_mmap", True))
-        # use_extra_bufts=False: runtime workaround for AMX crashes (../shared/README.md §3, A)
+        # use_extra_bufts=False: runtime workaround for the AMX crash (measured: a default
+        # -march=native build segfaults in ggml_backend_amx_mul_mat on quantized models on
+        # Sapphire Rapids KVM guests; llama.cpp ggml/src/ggml-cpu/amx)
         if "use_extra_bufts" in {f[0] for f in type(mparams)._fields_}:
             mparams.use_extra_bufts = bool(p.get("repack", True))
         t0 = time.monotonic_ns()
@@ -285,7 +287,8 @@ class Engine:
         n_prompt, n_gen = len(prompt), int(r["n_gen"])
         if n_prompt < 1 or n_gen < 1:
             raise WorkerError(f"need at least one prompt token and one generated token (got {n_prompt}, {n_gen})")
-        # The low-level API has no guard for this (../shared/README.md §3): check it ourselves.
+        # Only llama-cpp-python's high-level Llama raises ValueError ("Requested tokens ... exceed
+        # context window"); the low-level C API has no guard: check it ourselves.
         if n_prompt + n_gen > int(c["n_ctx"]):
             raise WorkerError(f"n_ctx={c['n_ctx']} is smaller than prompt ({n_prompt}) + generation ({n_gen})")
         self._ensure_context(c)

@@ -24,7 +24,9 @@ class LoadParams:
     main_gpu: int = 0
     use_mmap: bool = True
     # llama.cpp "extra buffer types": weight repacking (and AMX). False is the runtime workaround
-    # for builds whose AMX kernels crash on quantized models (../shared/README.md §3, workaround A).
+    # for builds whose AMX kernels crash (measured: a default -march=native build segfaults in
+    # ggml_backend_amx_mul_mat on quantized models on Sapphire Rapids KVM guests; llama.cpp
+    # ggml/src/ggml-cpu/amx).
     repack: bool = True
 
     def to_dict(self) -> dict[str, Any]:

@@ -21,7 +21,7 @@ app = typer.Typer(
     name="energybench",
     help="Measure the energy and latency of local LLM inference (llama.cpp) and find the best trade-off.",
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

@@ -10,29 +10,18 @@ import typer
 from energybench.cli.app import app, console, print_json, warn
 
 if TYPE_CHECKING:  # the config models take ~0.8 s to build: import them only when a command runs
-    from energybench.sweep.grid import PlanSummary
+    from energybench.plan import PlanSummary
 
 config_app = typer.Typer(
     name="config",
     help="Sweep configuration files: JSON Schema, validation with a plan summary, normalized view.",
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,
 )
 app.add_typer(config_app, name="config")
 
 FILE_ARG = typer.Argument(..., help="A sweep config YAML file, or a built-in example: quick, p1_baseline, p2_ablation.",
                           show_default=False)
-
-
-def _builtin_or_path(file: Path) -> Path:
-    """A built-in example name (quick, p1_baseline, p2_ablation) when no such file exists."""
-    from energybench.examples import builtin_config
-
-    if not file.exists():
-        found = builtin_config(str(file))
-        if found is not None:
-            return found
-    return file
 
 
 def human_duration(seconds: float) -> str:
@@ -45,12 +34,12 @@ def human_duration(seconds: float) -> str:
     return f"{s // 3600} h {(s % 3600) // 60:02d} min"
 
 
-def _print_summary(path: Path, s: PlanSummary) -> None:
+def _print_summary(source: str, s: PlanSummary) -> None:
     reps = f"{s.reps_min}" if s.reps_min == s.reps_max else f"{s.reps_min}-{s.reps_max} (adaptive)"
     runs = f"{s.runs_min}" if s.runs_min == s.runs_max else f"{s.runs_min}-{s.runs_max}"
     axes = " x ".join(f"{k} {v}" for k, v in s.axis_sizes.items() if v > 1) or "a single point"
     lines = [
-        f"ok: {path}",
+        f"ok: {source}",
         f"  name            {s.name}",
         f"  models          {s.n_models}",
         f"  grid            {axes}",
@@ -68,7 +57,7 @@ def _print_summary(path: Path, s: PlanSummary) -> None:
 @config_app.command("schema")
 def schema_cmd() -> None:
     """Print the JSON Schema of sweep config files."""
-    from energybench.sweep.config import config_json_schema
+    from energybench.config import config_json_schema
 
     print_json(config_json_schema())
 
@@ -78,18 +67,22 @@ def validate_cmd(
     file: Path = FILE_ARG,
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Validate FILE: 'ok' and what it will run, or one line naming the problem (exit code 2)."""
-    from energybench.sweep.config import gpu_warnings, load_config
-    from energybench.sweep.grid import summarize
+    """Validate FILE: 'ok' and what it will run, or one line naming the problem (exit code 2).
 
-    file = _builtin_or_path(file)
-    config = load_config(file)
+    Impossible work (a prompt + generation beyond a model's training context, a context that
+    cannot fit in memory) is such a problem, found without loading anything."""
+    from energybench.config import gpu_warnings, resolve_config
+    from energybench.plan import plan_from_config, summarize
+    from energybench.preflight import check_plan
+
+    config = resolve_config(file)
     summary = summarize(config)
-    warnings = gpu_warnings(config)  # e.g. a grid that offloads on a CPU-only llama.cpp build
+    # e.g. a grid that offloads on a CPU-only llama.cpp build; an n_ctx beyond the training context
+    warnings = gpu_warnings(config) + check_plan(plan_from_config(config).points)
     if as_json:
-        print_json({"ok": True, "file": str(file), **summary.to_dict(), "warnings": warnings})
+        print_json({"ok": True, "file": config.source, **summary.to_dict(), "warnings": warnings})
     else:
-        _print_summary(file, summary)
+        _print_summary(config.source, summary)
     for w in warnings:
         warn(w)
 
@@ -100,9 +93,9 @@ def show_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of YAML."),
 ) -> None:
     """Print FILE normalized: defaults filled in, ranges expanded (loads back to the same config)."""
-    from energybench.sweep.config import load_config
+    from energybench.config import resolve_config
 
-    config = load_config(_builtin_or_path(file))
+    config = resolve_config(file)
     if as_json:
         print_json(config.normalized())
     else:

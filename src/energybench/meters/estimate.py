@@ -1,7 +1,7 @@
 """CPU energy ESTIMATE from utilisation x TDP, for machines without any power meter (VMs, clouds).
 
 Model (the approach of CodeCarbon, whose own documentation measures -60% to +190% error against
-RAPL; ../shared/README.md section 2)::
+RAPL: CodeCarbon docs, "Accuracy and validation", CPU load x TDP fallback)::
 
     P = TDP_eff x (IDLE_FRACTION + (1 - IDLE_FRACTION) x utilisation)
 
@@ -43,11 +43,12 @@ import psutil
 
 from energybench.errors import ConfigError, MeterError
 from energybench.meters.base import Domain, ProbeResult, Reading
+from energybench.sysinfo import CpuInfo, read_cpuinfo
 
 #: Share of TDP drawn at 0% utilisation (CodeCarbon's 10%-of-TDP floor; see module docstring).
 IDLE_FRACTION = 0.1
 
-#: CodeCarbon's own measured error of TDP x load against RAPL (../shared/README.md section 2).
+#: CodeCarbon's own measured error of TDP x load against RAPL (CodeCarbon docs, "Accuracy and validation").
 ERROR_RANGE = "-60%..+190%"
 
 DOMAIN_NAME = "cpu-package-0"
@@ -99,45 +100,11 @@ FAMILY_TABLE: dict[tuple[str, int, int], CpuSpec] = {
 }
 
 
-@dataclass(frozen=True)
-class CpuInfo:
-    """What the OS says about the processor."""
-
-    model_name: str
-    vendor: str = ""
-    family: int | None = None
-    model: int | None = None
-
-
-def read_cpuinfo(path: str | Path = "/proc/cpuinfo") -> CpuInfo:
-    """The first processor's model name, vendor, family and model (Linux ``/proc/cpuinfo``)."""
-    fields: dict[str, str] = {}
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            if not line.strip():
-                if fields:
-                    break
-                continue
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())
-    name = fields.get("model name") or fields.get("Model") or fields.get("Hardware") or ""
-
-    def num(key: str) -> int | None:
-        try:
-            return int(fields[key], 0)
-        except (KeyError, ValueError):
-            return None
-
-    return CpuInfo(model_name=name, vendor=fields.get("vendor_id", ""), family=num("cpu family"), model=num("model"))
-
-
-def detect_cpu(cpuinfo_path: str | Path = "/proc/cpuinfo") -> CpuInfo:
+def detect_cpu(cpuinfo_path: str | os.PathLike[str] | None = None) -> CpuInfo:
     """Processor identity on this OS: /proc/cpuinfo (Linux), the registry (Windows), sysctl (macOS)."""
-    if Path(cpuinfo_path).exists():
-        try:
-            return read_cpuinfo(cpuinfo_path)
-        except OSError:
-            pass
+    info = read_cpuinfo(cpuinfo_path)
+    if info is not None:
+        return info
     if sys.platform == "win32":
         try:
             import winreg
@@ -203,13 +170,13 @@ class EstimateMeter:
     estimate = True
 
     def __init__(self, cpu_tdp_w: float | None = None, *, idle_fraction: float = IDLE_FRACTION,
-                 cpuinfo_path: str | os.PathLike[str] = "/proc/cpuinfo") -> None:
+                 cpuinfo_path: str | os.PathLike[str] | None = None) -> None:
         if cpu_tdp_w is not None and not (cpu_tdp_w > 0 and cpu_tdp_w < 10_000):
             raise ConfigError(f"--cpu-tdp-w must be a positive number of watts (below 10000), not {cpu_tdp_w!r}",
                               hint="give the processor's TDP / base power, e.g. --cpu-tdp-w 65")
         self.cpu_tdp_w = cpu_tdp_w
         self.idle_fraction = idle_fraction
-        self.cpuinfo_path = Path(cpuinfo_path)
+        self.cpuinfo_path = Path(cpuinfo_path) if cpuinfo_path is not None else None
         self._lock = threading.Lock()
         self._opened = False
         self._tdp_eff = 0.0

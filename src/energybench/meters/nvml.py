@@ -1,13 +1,13 @@
 """NVIDIA GPU energy and power through NVML (package ``nvidia-ml-py``, module ``pynvml``).
 
 One domain ``gpu-N`` per GPU (N = the NVML index, which follows PCI bus order and ignores
-``CUDA_VISIBLE_DEVICES``). The kind is chosen per device, best first (facts from
-../shared/README.md section 2, "NVML"):
+``CUDA_VISIBLE_DEVICES``). The kind is chosen per device, best first (facts from the NVIDIA NVML
+API Reference Guide unless marked otherwise):
 
 1. ``nvmlDeviceGetTotalEnergyConsumption``: a cumulative counter in mJ since the driver was loaded
-   (Volta and newer) that refreshes every ~20-100 ms. Domain kind ``energy``, reported in joules
-   since :meth:`NvmlMeter.open`; ``update_period_s`` 0.1 (the slow end of that range, so the
-   "window >= 10x update period" rule stays conservative).
+   (Volta and newer) that refreshes every ~20-100 ms (observed; NVML documents no period). Domain
+   kind ``energy``, reported in joules since :meth:`NvmlMeter.open`; ``update_period_s`` 0.1 (the
+   slow end of that range, so the "window >= 10x update period" rule stays conservative).
 2. ``nvmlDeviceGetFieldValues(NVML_FI_DEV_POWER_INSTANT)``: instantaneous power in mW. Kind ``power``.
 3. ``nvmlDeviceGetPowerUsage``: power in mW, on Ampere (except GA100) and newer a 1 s moving
    average. Kind ``power``, ``update_period_s`` 1.0; the domain's ``source`` says so.
@@ -42,12 +42,12 @@ from energybench.meters.base import Domain, ProbeResult, Reading
 
 METER_NAME = "nvml"
 
-#: Nominal refresh period of the total-energy counter: ~20-100 ms (../shared/README.md section 2).
+#: Nominal refresh period of the total-energy counter: ~20-100 ms (observed; NVML documents none).
 COUNTER_UPDATE_PERIOD_S = 0.1
 #: NVML documents no refresh period for the instantaneous-power field; A100/H100 sensors work in
-#: 100 ms windows (Yang et al., SC'24, via ../shared/README.md section 2), so 0.1 s is nominal.
+#: 100 ms windows (Yang et al., SC'24, arXiv:2312.02741), so 0.1 s is nominal.
 INSTANT_UPDATE_PERIOD_S = 0.1
-#: nvmlDeviceGetPowerUsage is a 1 s average on Ampere (except GA100) and newer (shared README section 2).
+#: nvmlDeviceGetPowerUsage is a 1 s average on Ampere (except GA100) and newer (NVML API Reference Guide).
 AVERAGE_UPDATE_PERIOD_S = 1.0
 
 #: Clocks-event reasons that mean the GPU was actually slowed down (power cap, thermal, HW

@@ -1,13 +1,14 @@
 """Intel Power Gadget (EnergyLib) through ctypes: Windows and Intel macOS.
 
-API (../shared/README.md section 2): ``IntelEnergyLibInitialize, GetNumNodes, GetNumMsrs,
-GetMsrName, GetMsrFunc`` (0 frequency, 1 power, 2 temperature, 3 limit), ``ReadSample``,
+API (Intel Power Gadget API documentation, EnergyLib): ``IntelEnergyLibInitialize, GetNumNodes,
+GetNumMsrs, GetMsrName, GetMsrFunc`` (0 frequency, 1 power, 2 temperature, 3 limit), ``ReadSample``,
 ``GetPowerData(node, msr, double* results, int* n)`` -- for power MSRs the results are
 ``[W, cumulative J, cumulative mWh]``, valid only after two ``ReadSample`` calls. ``GetMsrName``
 takes ``wchar_t*`` on Windows and ``char*`` on macOS (``EnergyLib.h`` of each platform).
 
 Power Gadget reached end of life in October 2023; Intel names PCM (Performance Counter Monitor)
-as its successor. On Linux use the ``rapl`` meter instead.
+as its successor (Intel's Power Gadget end-of-life notice, 2023). On Linux use the ``rapl`` meter
+instead.
 
 Library search: the ``library_path`` option, then ``$ENERGYBENCH_ENERGYLIB``, then on Windows
 ``EnergyLib64.dll`` in ``$IPG_Dir`` / ``$IPG_ES_Dir`` (set by the installer) or the default
@@ -35,7 +36,7 @@ EOL_NOTE = "Intel Power Gadget reached end of life in Oct 2023; Intel names PCM 
 MSR_FUNC_FREQ, MSR_FUNC_POWER, MSR_FUNC_TEMP, MSR_FUNC_LIMIT = 0, 1, 2, 3
 
 #: Power MSRs expose cumulative energy read at each ReadSample; RAPL counters refresh about
-#: every 1 ms underneath (../shared/README.md section 2).
+#: every 1 ms underneath (Intel SDM Vol. 3B §15.10, RAPL interfaces).
 UPDATE_PERIOD_S = 0.001
 
 

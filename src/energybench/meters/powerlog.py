@@ -5,7 +5,8 @@ sample with columns such as ``System Time, RDTSC, Elapsed Time (sec), CPU Utiliz
 Processor Power_0(Watt), Cumulative Processor Energy_0(Joules), Cumulative Processor
 Energy_0(mWh), IA Power_0(Watt), Cumulative IA Energy_0(Joules), DRAM Power_0(Watt), ...``,
 then a blank line and a summary footer (``Total Elapsed Time (sec) = ...``) that we skip
-(../shared/README.md section 2). macOS logs say ``Package`` where Windows says ``Processor``.
+(Intel Power Gadget documentation, PowerLog; and real Windows and macOS logs). macOS logs say
+``Package`` where Windows says ``Processor``.
 ``System Time`` is local wall-clock time, ``HH:MM:SS:mmm``.
 
 Each ``Cumulative X Energy_N(Joules)`` column becomes a counter domain (meter ``powerlog``) named

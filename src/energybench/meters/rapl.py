@@ -1,11 +1,12 @@
 """RAPL energy counters through the Linux powercap interface (Intel, and AMD Zen).
 
-Facts (../shared/README.md section 2): every zone ``/sys/class/powercap/intel-rapl:N[:M]/`` has
-``name`` (``package-N``, ``core``, ``uncore``, ``dram``, ``psys``), ``energy_uj`` (cumulative
-microjoules) and ``max_energy_range_uj`` (the wrap range). Counters update about every 1 ms and
-can wrap within a minute under load, so the sampler reads them at least every few seconds.
-``core``/``uncore`` are inside the package and are never added to it. Since Linux 5.10
-(CVE-2020-8694) ``energy_uj`` is readable by root only.
+Facts (Linux Documentation/power/powercap/powercap.rst; Intel SDM Vol. 3B §15.10): every zone
+``/sys/class/powercap/intel-rapl:N[:M]/`` has ``name`` (``package-N``, ``core``, ``uncore``,
+``dram``, ``psys``), ``energy_uj`` (cumulative microjoules) and ``max_energy_range_uj`` (the wrap
+range). Counters update about every 1 ms and can wrap within a minute under load, so the sampler
+reads them at least every few seconds. ``core``/``uncore`` are inside the package and are never
+added to it. Since Linux 5.10 (CVE-2020-8694, Platypus: https://platypusattack.com) ``energy_uj``
+is readable by root only.
 
 AMD Zen packages use the *same* driver and the same ``intel-rapl`` control type: the kernel's
 AMD support ("powercap: Add AMD Fam17h RAPL support", Linux 5.11, tested against
@@ -32,7 +33,7 @@ from energybench.meters.base import Component, Domain, ProbeResult, Reading
 
 DEFAULT_SYSFS_ROOT = "/sys/class/powercap"
 
-#: Nominal refresh period of RAPL energy counters (../shared/README.md section 2: "about every 1 ms").
+#: Nominal refresh period of RAPL energy counters (Intel SDM Vol. 3B §15.10: about every 1 ms).
 UPDATE_PERIOD_S = 0.001
 
 _ZONE_RE = re.compile(r"^intel-rapl:(\d+)(?::(\d+))?$")

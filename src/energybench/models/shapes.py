@@ -127,7 +127,7 @@ class Shape:
 
 
 _SHAPE_LIST = (
-    # ../shared/README.md §3 (TinyLlama/TinyLlama-1.1B-Chat-v1.0 config.json: hidden 2048,
+    # TinyLlama/TinyLlama-1.1B-Chat-v1.0 config.json on Hugging Face (hidden 2048,
     # intermediate 5632, 22 layers, 32 heads, 4 KV heads, vocab 32000, 2048 positions,
     # rms_norm_eps 1e-5, rope_theta 10000, untied embeddings). Real GGUF: 201 tensors.
     Shape(name="tinyllama-1.1b", arch="llama", n_layer=22, n_embd=2048, n_ff=5632, n_head=32, n_head_kv=4,

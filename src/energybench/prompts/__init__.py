@@ -1,7 +1,8 @@
 """Prompt suites shipped with energybench, and exact-length synthetic prompts.
 
 Suites (``data/<name>.jsonl``, loaded through :mod:`importlib.resources`, so they work from a
-wheel) follow the original study's three categories (../shared/README.md §1):
+wheel) follow the three categories of the original study (github.com/csce585-mlsystems/
+Energy-Aware-LLM-Inference-on-Consumer-Hardware, config/p1_runs.yaml):
 
 - ``short_dialogue``: short conversational turns (about 8-25 words);
 - ``analytical_reasoning``: medium-length problems that ask for step-by-step reasoning (50-75 words);
@@ -38,7 +39,7 @@ from importlib import resources
 from typing import Any
 
 from energybench.errors import ConfigError, UsageError
-from energybench.plan import PromptSpec
+from energybench.point import PromptSpec
 
 _DATA_PACKAGE = "energybench.prompts"
 _DATA_DIR = "data"
@@ -64,7 +65,7 @@ class Prompt:
         return len(self.text)
 
     def spec(self) -> PromptSpec:
-        """The :class:`~energybench.plan.PromptSpec` that selects this prompt."""
+        """The :class:`~energybench.point.PromptSpec` that selects this prompt."""
         return PromptSpec(kind="suite", n_prompt=None, suite=self.suite, prompt_id=self.id)
 
     def to_dict(self) -> dict[str, Any]:

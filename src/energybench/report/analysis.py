@@ -10,22 +10,23 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from energybench.metrics import with_race_to_sleep
 from energybench.report import metrics as M
 from energybench.report.best import Recommendation, recommend, with_pareto
 from energybench.report.fmt import fmt_num
 from energybench.report.load import ResultSet, idle_power_from_metadata
-from energybench.report.stats import DEFAULT_N_BOOT, config_stats, config_warnings
+from energybench.report.stats import DEFAULT_N_BOOT, MIN_REPS, config_stats, config_warnings
 
 #: Metrics with a bootstrap CI per configuration.
 CI_METRICS: tuple[str, ...] = (
-    "j_per_out_token", "j_per_out_token_net", "j_per_token", "j_per_token_net", "out_tokens_per_j",
-    "energy_j", "avg_power_w", "edp_js", "ed2p_js2", "edp_per_token_js", "ed2p_per_token_js2",
+    "j_per_output_token", "j_per_output_token_net", "j_per_processed_token", "j_per_processed_token_net", "output_tokens_per_j",
+    "request_energy_j", "avg_power_w", "edp_js", "ed2p_js2", "edp_per_output_token_js", "ed2p_per_output_token_js2",
     "e2e_s", "ttft_ms", "prefill_tok_s", "decode_tok_s", "race_energy_j",
 )
 #: Metrics reported as the median only.
 MEDIAN_METRICS: tuple[str, ...] = (
-    "energy_net_j", "prefill_energy_j", "decode_energy_j", "prefill_energy_frac", "prefill_j_per_token",
-    "decode_j_per_token", "tokens_per_j", "roofline_frac", "decode_bytes_s", "race_idle_energy_j",
+    "request_energy_net_j", "energy_j", "prefill_energy_j", "decode_energy_j", "prefill_energy_frac", "prefill_j_per_prompt_token",
+    "decode_j_per_output_token", "processed_tokens_per_j", "roofline_frac", "decode_bytes_s", "race_idle_energy_j",
     "itl_p50_ms", "itl_p95_ms", "idle_power_w", "n_prompt_tokens", "n_gen_tokens",
 )
 PEAK_METRICS: tuple[str, ...] = ("peak_power_w",)
@@ -143,7 +144,7 @@ def analyze(sets: Sequence[ResultSet], *, window_s: float | None = None, n_boot:
     else:
         win = M.default_race_window(valid_lf, ["workload"]).collect()
         window_source = "the slowest configuration's median end-to-end time, per workload"
-    runs = M.with_race_to_sleep(runs.lazy().join(win.lazy(), on="workload", how="left"),
+    runs = with_race_to_sleep(runs.lazy().join(win.lazy(), on="workload", how="left"),
                                 pl.col("race_window_s")).collect()
     windows = {r["workload"]: r["race_window_s"] for r in win.iter_rows(named=True)
                if r["race_window_s"] is not None}
@@ -246,9 +247,9 @@ def _global_warnings(sets: Sequence[ResultSet], runs: pl.DataFrame, valid: pl.Da
                        "(the runner records it; or rerun the report with --measure-bandwidth on the same machine)")
         if v.height and v["model_synthetic"].fill_null(False).any():
             out.append(f"{p}synthetic model (random weights): latency and energy are real, generated text is not")
-        bad = cfg.filter((pl.col("set") == rs.label) & (pl.col("n_reps") > 0) & (pl.col("n_reps") < 10)).height
+        bad = cfg.filter((pl.col("set") == rs.label) & (pl.col("n_reps") > 0) & (pl.col("n_reps") < MIN_REPS)).height
         if bad:
-            out.append(f"{p}{bad} configuration(s) have fewer than 10 repetitions: their CIs are rough")
+            out.append(f"{p}{bad} configuration(s) have fewer than {MIN_REPS} repetitions: their CIs are rough")
     if window_s is not None:
         slow = (valid.group_by(["workload", "set", "point_id"]).agg(pl.col("e2e_s").median())
                 .filter(pl.col("e2e_s") > window_s))
@@ -268,7 +269,7 @@ def _timeline_runs(valid: pl.DataFrame, cfg: pl.DataFrame, recs: list[Recommenda
         if not rs_recs:
             continue
         main = rs_recs[0].workload
-        for obj, why in (("j_per_token", "lowest J/token"), ("latency", "lowest latency")):
+        for obj, why in (("energy", "lowest J/token"), ("latency", "lowest latency")):
             rec = next((r for r in rs_recs if r.workload == main and r.objective == obj), None)
             if rec is None or (set_name, rec.best.point_id) in seen:
                 continue

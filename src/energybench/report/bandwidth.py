@@ -2,7 +2,8 @@
 
 Decode in llama.cpp is memory bound: every generated token reads (about) the whole model once, so
 ``tokens/s <= memory bandwidth / bytes read per token`` (~ the model file size), and llama.cpp
-reaches ~50-80 % of it on CPUs (../shared/README.md §2, "Decode roofline"). The runner calls
+reaches ~50-80 % of it on CPUs (roofline: Williams, Waterman, Patterson, CACM 2009; llama.cpp
+discussions of memory-bound decode). The runner calls
 :func:`measure_memory_bandwidth` once per sweep and stores the result in ``metadata.json`` as
 ``memory_bandwidth_gbs``; ``energybench report --measure-bandwidth`` calls it when that key is absent.
 """

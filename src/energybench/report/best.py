@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from energybench.report.metrics import METRICS
+from energybench.metrics import METRICS
 from energybench.report.stats import DEFAULT_N_BOOT, bootstrap_diff
 
 #: objective name -> (metric column, label). All are minimised.
 OBJECTIVES: dict[str, tuple[str, str]] = {
-    "j_per_token": ("j_per_out_token", "lowest energy per output token"),
+    "energy": ("j_per_output_token", "lowest energy per output token"),
     "edp": ("edp_js", "lowest EDP (energy x latency)"),
     "ed2p": ("ed2p_js2", "lowest ED2P (energy x latency^2)"),
     "latency": ("e2e_s", "lowest end-to-end latency"),
@@ -155,7 +155,7 @@ def recommend(cfg: pl.DataFrame, values: Callable[[str, str, str], np.ndarray | 
                 if a is not None and b is not None and a.size >= 2 and b.size >= 2:
                     d = bootstrap_diff(a, b, n_boot=n_boot, seed=seed)
                     diff_ci = (d.lo, d.hi)
-            unit = METRICS.get(metric, (metric, "", True))[1]
+            unit = METRICS[metric].unit if metric in METRICS else ""
             out.append(Recommendation(
                 set=set_name, workload=workload, objective=obj, metric=metric, label=label, unit=unit,
                 best=best, runner_up=ru, cis_overlap=overlap, diff=diff, diff_ci=diff_ci,
@@ -185,7 +185,7 @@ def pareto_mask(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return mask
 
 
-def with_pareto(cfg: pl.DataFrame, *, group_cols: Sequence[str], x: str = "e2e_s", y: str = "j_per_out_token") -> pl.DataFrame:
+def with_pareto(cfg: pl.DataFrame, *, group_cols: Sequence[str], x: str = "e2e_s", y: str = "j_per_output_token") -> pl.DataFrame:
     """Add ``pareto`` (bool) per group: the latency-energy front of the configuration medians."""
     if cfg.height == 0:
         return cfg.with_columns(pareto=pl.lit(False))

@@ -1,5 +1,6 @@
 """CSV exports: the original study's ``latency_results.csv`` and ``power_logs.csv`` (so its scripts
-and dashboards keep working; ../shared/README.md §1), plus our full tables."""
+and dashboards keep working; github.com/csce585-mlsystems/Energy-Aware-LLM-Inference-on-Consumer-Hardware,
+data/), plus our full tables."""
 
 from __future__ import annotations
 
@@ -66,7 +67,7 @@ def latency_results(runs: pl.DataFrame, knobs: list[str]) -> pl.DataFrame:
         prompt_id=pl.col("prompt_id").fill_null(pl.format("synthetic-{}", pl.col("n_prompt"))),
         prompt_template=pl.col("_template").fill_null(pl.col("prompt_suite").fill_null("synthetic")),
         prompt_length_chars=pl.col("_chars"),
-        latency_ms=pl.when(pl.col("status") == "ok").then(pl.col("e2e_ms")),
+        latency_ms=pl.when(pl.col("status") == "ok").then(pl.col("e2e_s") * 1e3),
         tokens_generated=pl.col("n_gen_tokens"),
         energy_joules=pl.col("energy_j"),
         notes=pl.concat_str([pl.format("run={} point={} rep={} prompt_tokens={}", pl.col("run_id"), pl.col("point_id"),

@@ -22,7 +22,8 @@ import polars as pl
 from energybench.report.analysis import Analysis
 from energybench.report.best import describe_config
 from energybench.report.load import load_samples
-from energybench.report.metrics import AXES, METRICS, samples_power
+from energybench.metrics import METRICS
+from energybench.report.metrics import AXES, samples_power
 
 if TYPE_CHECKING:  # plotnine is imported lazily: it is slow to import
     import pandas as pd
@@ -114,7 +115,7 @@ def _label3(v: float) -> str:
     return fmt_num(v)
 
 
-def _slice(a: Analysis, x: str, color: str | None, objective_metric: str = "j_per_out_token"
+def _slice(a: Analysis, x: str, color: str | None, objective_metric: str = "j_per_output_token"
            ) -> tuple[pl.DataFrame, str]:
     """Configurations of the main workload along ``x`` (and ``color``), the other varied knobs
     fixed at the best configuration's values (per set)."""
@@ -154,7 +155,7 @@ def _long(df: pl.DataFrame, metrics: Sequence[str], keep: Sequence[str]) -> pl.D
     for m in metrics:
         if m not in df.columns or df[m].drop_nulls().len() == 0:
             continue
-        label, unit, _ = METRICS.get(m, (m, "", True))
+        label, unit = METRICS[m].label, METRICS[m].unit
         lo = pl.col(f"{m}_lo") if f"{m}_lo" in df.columns else pl.lit(None, dtype=pl.Float64)
         hi = pl.col(f"{m}_hi") if f"{m}_hi" in df.columns else pl.lit(None, dtype=pl.Float64)
         frames.append(df.select(*keep, metric=pl.lit(f"{label} ({unit})"), value=pl.col(m).cast(pl.Float64),
@@ -213,19 +214,19 @@ def _curve(a: Analysis, x: str, metrics: Sequence[str], title: str, prefer_color
 
 def fig_thread_scaling(a: Analysis) -> ggplot | None:
     """Decode speed and J/token against CPU threads."""
-    return _curve(a, "n_threads", ["decode_tok_s", "j_per_out_token"], "Thread scaling",
+    return _curve(a, "n_threads", ["decode_tok_s", "j_per_output_token"], "Thread scaling",
                   ["n_gpu_layers", "n_batch"])
 
 
 def fig_offload(a: Analysis) -> ggplot | None:
     """Decode speed, J/token and average power against GPU layers offloaded."""
-    return _curve(a, "n_gpu_layers", ["decode_tok_s", "j_per_out_token", "avg_power_w"], "GPU offload curve",
+    return _curve(a, "n_gpu_layers", ["decode_tok_s", "j_per_output_token", "avg_power_w"], "GPU offload curve",
                   ["n_threads", "n_batch"])
 
 
 def fig_batch(a: Analysis) -> ggplot | None:
     """Prefill speed, TTFT and J/token (all tokens) against n_batch."""
-    return _curve(a, "n_batch", ["prefill_tok_s", "ttft_ms", "j_per_token"], "Batch size",
+    return _curve(a, "n_batch", ["prefill_tok_s", "ttft_ms", "j_per_processed_token"], "Batch size",
                   ["n_threads", "n_gpu_layers"], log_x=True)
 
 
@@ -274,11 +275,11 @@ def fig_pareto(a: Analysis) -> ggplot | None:
         return None
     wl = a.workloads[0]
     df = a.cfg.filter((pl.col("workload") == wl) & pl.col("e2e_s").is_not_null()
-                      & pl.col("j_per_out_token").is_not_null())
+                      & pl.col("j_per_output_token").is_not_null())
     if df.height < 2:
         return None
     color = next((c for c in ("n_gpu_layers", "n_threads", "n_batch") if c in a.varied), None)
-    cols = ["set", "e2e_s", "e2e_s_lo", "e2e_s_hi", "j_per_out_token", "j_per_out_token_lo", "j_per_out_token_hi",
+    cols = ["set", "e2e_s", "e2e_s_lo", "e2e_s_hi", "j_per_output_token", "j_per_output_token_lo", "j_per_output_token_hi",
             "pareto", *([color] if color else [])]
     # error bars for every point while they stay readable; beyond that for the front only
     bars = df if df.height <= 60 else df.filter(pl.col("pareto"))
@@ -290,22 +291,22 @@ def fig_pareto(a: Analysis) -> ggplot | None:
     front = df.filter(pl.col("pareto")).sort(["set", "e2e_s"])
     labels = front.with_columns(label=pl.struct(a.varied).map_elements(
         lambda r: "   " + describe_config(r), return_dtype=pl.String)) if a.varied else front.with_columns(label=pl.lit(""))
-    pfront = _pd(front.select("set", "e2e_s", "j_per_out_token"))
+    pfront = _pd(front.select("set", "e2e_s", "j_per_output_token"))
     # label the front (up to 8 points), alternating above and below so neighbours do not collide
-    plab = _pd(labels.select("set", "e2e_s", "j_per_out_token", "label").head(8)
+    plab = _pd(labels.select("set", "e2e_s", "j_per_output_token", "label").head(8)
                .with_columns(va=pl.Series(["bottom", "top"] * 4).head(min(8, labels.height)))) \
-        if labels.height else _pd(labels.select("set", "e2e_s", "j_per_out_token", "label"))
-    aes = p9.aes(x="e2e_s", y="j_per_out_token", color=group) if group else p9.aes(x="e2e_s", y="j_per_out_token")
+        if labels.height else _pd(labels.select("set", "e2e_s", "j_per_output_token", "label"))
+    aes = p9.aes(x="e2e_s", y="j_per_output_token", color=group) if group else p9.aes(x="e2e_s", y="j_per_output_token")
     if group:
         _as_factor(pbars, group)
     g = (p9.ggplot(pdf, aes)
-         + p9.geom_linerange(pbars, p9.aes(ymin="j_per_out_token_lo", ymax="j_per_out_token_hi"), alpha=0.5, na_rm=True)
-         + p9.geom_segment(pbars, p9.aes(x="e2e_s_lo", xend="e2e_s_hi", yend="j_per_out_token"), alpha=0.5,
+         + p9.geom_linerange(pbars, p9.aes(ymin="j_per_output_token_lo", ymax="j_per_output_token_hi"), alpha=0.5, na_rm=True)
+         + p9.geom_segment(pbars, p9.aes(x="e2e_s_lo", xend="e2e_s_hi", yend="j_per_output_token"), alpha=0.5,
                            na_rm=True)
          + p9.geom_point(size=2.0, alpha=0.85)
-         + p9.geom_step(data=pfront, mapping=p9.aes(x="e2e_s", y="j_per_out_token", group="set"),
+         + p9.geom_step(data=pfront, mapping=p9.aes(x="e2e_s", y="j_per_output_token", group="set"),
                         color="#111111", size=0.8, direction="vh", inherit_aes=False)
-         + p9.geom_point(data=pfront, mapping=p9.aes(x="e2e_s", y="j_per_out_token"), color="#111111",
+         + p9.geom_point(data=pfront, mapping=p9.aes(x="e2e_s", y="j_per_output_token"), color="#111111",
                          fill="none", shape="o", size=4.2, inherit_aes=False)
          + p9.labs(title="Latency vs energy per output token: the Pareto front",
                    subtitle=_wrap(f"{wl}; circled: no other configuration is both faster and cheaper"),
@@ -315,7 +316,7 @@ def fig_pareto(a: Analysis) -> ggplot | None:
     for va in ("bottom", "top"):
         sub = plab[plab["va"] == va] if len(plab) and "va" in plab else plab.head(0)
         if len(sub):
-            g = g + p9.geom_text(data=sub, mapping=p9.aes(x="e2e_s", y="j_per_out_token", label="label"), size=6.5,
+            g = g + p9.geom_text(data=sub, mapping=p9.aes(x="e2e_s", y="j_per_output_token", label="label"), size=6.5,
                                  ha="left", va=va, color="#333333", inherit_aes=False)
     xs = df["e2e_s"].drop_nulls()
     if xs.min() > 0 and xs.max() / xs.min() > 8:

@@ -14,6 +14,7 @@ from typing import Any
 import polars as pl
 
 from energybench import __version__
+from energybench.metrics import METRICS, heading
 from energybench.report.analysis import Analysis
 from energybench.report.best import OBJECTIVES, Recommendation, describe_config
 from energybench.report.figures import FigureFile
@@ -35,12 +36,20 @@ class Column:
     title: str = ""
 
 
-def _ci_col(header: str, m: str, title: str = "") -> Column:
-    return Column(header, lambda r: fmt_ci(r.get(m), r.get(f"{m}_lo"), r.get(f"{m}_hi")), lambda r: r.get(m), title)
+def _title(m: str) -> str:
+    metric = METRICS[m]
+    return f"{metric.label} ({metric.unit}) = {metric.formula}"
 
 
-def _num_col(header: str, m: str, title: str = "", pct: bool = False) -> Column:
-    return Column(header, (lambda r: fmt_pct(r.get(m))) if pct else (lambda r: fmt_num(r.get(m))), lambda r: r.get(m), title)
+def _ci_col(m: str) -> Column:
+    """A metric's median [95 % bootstrap CI], headed by its vocabulary label."""
+    return Column(heading(m), lambda r: fmt_ci(r.get(m), r.get(f"{m}_lo"), r.get(f"{m}_hi")), lambda r: r.get(m),
+                  _title(m) + ": median [95 % bootstrap CI]")
+
+
+def _num_col(m: str, *, header: str | None = None, title: str | None = None, pct: bool = False) -> Column:
+    text = (lambda r: fmt_pct(r.get(m))) if pct else (lambda r: fmt_num(r.get(m)))
+    return Column(header or heading(m), text, lambda r: r.get(m), title or _title(m))
 
 
 def results_columns(a: Analysis) -> list[Column]:
@@ -55,22 +64,23 @@ def results_columns(a: Analysis) -> list[Column]:
     cols += [
         Column("reps", lambda r: str(r["n_reps"]), lambda r: r["n_reps"], "finished repetitions (warm-ups and failures excluded)"),
         Column("failed", lambda r: str(r["n_failed"]) if r["n_failed"] else "", lambda r: r["n_failed"]),
-        _ci_col("J/token", "j_per_out_token", "energy per output token, gross: median [95 % bootstrap CI]"),
-        _num_col("CV", "j_per_out_token_cv", "coefficient of variation of J/token across repetitions", pct=True),
-        _ci_col("net J/token", "j_per_out_token_net", "idle-subtracted energy per output token"),
-        _ci_col("J/token (all)", "j_per_token", "energy per token, prompt + output"),
-        _ci_col("tokens/J", "out_tokens_per_j", "output tokens per joule"),
-        _ci_col("EDP J*s", "edp_js", "energy x end-to-end latency, per request"),
-        _ci_col("ED2P J*s^2", "ed2p_js2", "energy x latency^2, per request"),
-        _ci_col("latency s", "e2e_s", "end-to-end time of a request"),
-        _ci_col("TTFT ms", "ttft_ms", "time to first token"),
-        _ci_col("prefill tok/s", "prefill_tok_s"),
-        _ci_col("decode tok/s", "decode_tok_s"),
-        _ci_col("avg W", "avg_power_w", "average power over the run, top-level domains"),
-        _num_col("peak W", "peak_power_w"),
-        _num_col("prefill E", "prefill_energy_frac", "share of the energy spent in prefill", pct=True),
-        _num_col("roofline", "roofline_frac", "decode bytes/s (tok/s x model size) / memory bandwidth (CPU-only runs)", pct=True),
-        _ci_col("E(T) J", "race_energy_j", "race-to-sleep: energy over the fixed window T"),
+        _ci_col("j_per_output_token"),
+        _num_col("j_per_output_token_cv", header="CV", pct=True,
+                 title="coefficient of variation of J/output token across repetitions"),
+        _ci_col("j_per_output_token_net"),
+        _ci_col("j_per_processed_token"),
+        _ci_col("output_tokens_per_j"),
+        _ci_col("edp_js"),
+        _ci_col("ed2p_js2"),
+        _ci_col("e2e_s"),
+        _ci_col("ttft_ms"),
+        _ci_col("prefill_tok_s"),
+        _ci_col("decode_tok_s"),
+        _ci_col("avg_power_w"),
+        _num_col("peak_power_w"),
+        _num_col("prefill_energy_frac", pct=True),
+        _num_col("roofline_frac", pct=True),
+        _ci_col("race_energy_j"),
         Column("Pareto", lambda r: "yes" if r.get("pareto") else "", lambda r: 1 if r.get("pareto") else 0,
                "on the latency-energy Pareto front"),
         Column("warnings", lambda r: "; ".join(render_warnings(r.get("warnings") or [], skip_set_wide=True)),
@@ -142,11 +152,11 @@ def _compare_table(a: Analysis) -> tuple[list[str], list[list[str]]]:
         row = [wl, conf]
         for lab in labels:
             r = per.get(lab)
-            row += [fmt_ci(r.get("j_per_out_token"), r.get("j_per_out_token_lo"), r.get("j_per_out_token_hi")) if r else "–",
+            row += [fmt_ci(r.get("j_per_output_token"), r.get("j_per_output_token_lo"), r.get("j_per_output_token_hi")) if r else "–",
                     fmt_ci(r.get("e2e_s"), r.get("e2e_s_lo"), r.get("e2e_s_hi")) if r else "–"]
-        base = per.get(first, {}).get("j_per_out_token")
+        base = per.get(first, {}).get("j_per_output_token")
         for lab in labels[1:]:
-            v = per.get(lab, {}).get("j_per_out_token")
+            v = per.get(lab, {}).get("j_per_output_token")
             row.append(fmt_num(v / base) + "x" if v is not None and base else "–")
         rows.append(row)
     return header, rows
@@ -230,9 +240,9 @@ def _domain_rows(a: Analysis) -> pl.DataFrame:
         parent=pl.lit(None, dtype=pl.String), estimate=pl.col("flag_estimate").fill_null(False).any(),
         avg_power_w=pl.col("avg_power_w").median(), peak_power_w=pl.col("peak_power_w").max(),
         idle_power_w=pl.col("idle_power_w").median(),
-        energy_j=pl.col("window_energy_j").median() if "window_energy_j" in valid.columns else pl.col("energy_j").median(),
+        energy_j=pl.col("energy_j").median(),
         prefill_energy_j=pl.col("prefill_energy_j").median(), decode_energy_j=pl.col("decode_energy_j").median(),
-        j_per_out_token=pl.col("j_per_out_token").median(),
+        j_per_output_token=pl.col("j_per_output_token").median(),
     ))
     cols = [c for c in totals.columns if c in doms.columns]
     if totals.height:
@@ -248,7 +258,7 @@ def _pareto_table(a: Analysis, front: pl.DataFrame) -> tuple[list[str], list[lis
           ["configuration", "latency s", "J/token"]
     rows = [([r["set"]] if a.multi_set else []) + ([r["workload"]] if len(a.workloads) > 1 else []) +
             [describe_config({k: r[k] for k in a.varied}), fmt_ci(r["e2e_s"], r["e2e_s_lo"], r["e2e_s_hi"]),
-             fmt_ci(r["j_per_out_token"], r["j_per_out_token_lo"], r["j_per_out_token_hi"])]
+             fmt_ci(r["j_per_output_token"], r["j_per_output_token_lo"], r["j_per_output_token_hi"])]
             for r in front.head(60).iter_rows(named=True)]
     return hdr, rows
 
@@ -272,7 +282,7 @@ def _domain_table(a: Analysis, dom: pl.DataFrame) -> tuple[list[str], list[list[
     rows = [([r["set"]] if a.multi_set else []) + [describe_config({k: r[k] for k in a.varied}), r["domain"],
             r["meter"] + (" (estimate)" if r["estimate"] else ""), r["parent"] or "", fmt_num(r["avg_power_w"]),
             fmt_num(r["peak_power_w"]), fmt_num(r["idle_power_w"]), fmt_num(r["energy_j"]),
-            fmt_num(r["prefill_energy_j"]), fmt_num(r["decode_energy_j"]), fmt_num(r["j_per_out_token"])]
+            fmt_num(r["prefill_energy_j"]), fmt_num(r["decode_energy_j"]), fmt_num(r["j_per_output_token"])]
             for r in dom.iter_rows(named=True)]
     return hdr, rows
 
@@ -657,7 +667,7 @@ def summary_dict(a: Analysis, figures: Sequence[FigureFile]) -> dict[str, Any]:
         "recommendations": [r.to_dict() for r in a.recommendations],
         "pareto": [
             {"set": r["set"], "workload": r["workload"], "point_id": r["point_id"],
-             "config": {k: r[k] for k in a.varied}, "e2e_s": r["e2e_s"], "j_per_out_token": r["j_per_out_token"]}
+             "config": {k: r[k] for k in a.varied}, "e2e_s": r["e2e_s"], "j_per_output_token": r["j_per_output_token"]}
             for r in _pareto_rows(a).iter_rows(named=True)
         ],
         "race_window_s": a.windows,

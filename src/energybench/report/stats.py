@@ -1,7 +1,8 @@
 """Statistics per configuration: median, seeded percentile-bootstrap 95 % CI, CV, and warnings.
 
-Methodology (../shared/README.md §2): warm-ups and failed runs are excluded, >= 10 repetitions
-are needed for a CI worth its name, the median is reported with a 95 % bootstrap CI. The warnings
+Methodology (ours; percentile bootstrap: Efron & Tibshirani, "An Introduction to the Bootstrap",
+1993): warm-ups and failed runs are excluded, >= 10 repetitions are needed for a CI worth its
+name, the median is reported with a 95 % bootstrap CI. The warnings
 follow pyperf's spirit: they sit beside the numbers they qualify.
 
 The bootstrap is vectorised over configurations (index draws are shared by the groups of one size).
@@ -18,12 +19,14 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from energybench.defaults import CV_WARN_PCT, MIN_REPS_FOR_CI
+
 DEFAULT_N_BOOT = 2000
 DEFAULT_CONF = 0.95
-#: pyperf warns above 10 % relative standard deviation.
-CV_WARN = 0.10
-#: §2: >= 10 repetitions for CIs.
-MIN_REPS = 10
+#: A coefficient of variation above this fraction is warned about (pyperf's 10 %).
+CV_WARN = CV_WARN_PCT / 100.0
+#: Fewer repetitions than this give a rough CI.
+MIN_REPS = MIN_REPS_FOR_CI
 #: Cap on the elements one bootstrap block holds (memory stays around 16 MB per block).
 _BLOCK_ELEMENTS = 2_000_000
 
@@ -225,7 +228,7 @@ def warning_text(code: str, detail: str = "") -> str:
     return text.format(d=detail)
 
 
-def config_warnings(cfg: pl.DataFrame, *, cv_metric: str = "j_per_out_token", fallback_cv_metric: str = "e2e_s",
+def config_warnings(cfg: pl.DataFrame, *, cv_metric: str = "j_per_output_token", fallback_cv_metric: str = "e2e_s",
                     cv_warn: float = CV_WARN, min_reps: int = MIN_REPS) -> pl.Series:
     """A list of ``(code, detail)``-as-text warnings per configuration row.
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from energybench.plan import PromptSpec, RunPoint
+from energybench.point import PromptSpec, RunPoint
 from energybench.results import (
     SAMPLES_SCHEMA,
     ResultsStore,

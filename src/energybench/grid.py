@@ -8,8 +8,7 @@
   a seeded random order; groups keep their order, so each model is still loaded once) or
   ``interleaved`` (round-robin across load groups, each group shuffled: slow drift such as heat
   soak is spread over every group, at the price of a model load per point when groups alternate).
-- :func:`plan` — expand + order with the config's ``order``/``order_seed``.
-- :func:`summarize` — counts and a lower bound on the duration (``energybench config validate``).
+- :func:`plan_points` — expand + order with the config's ``order``/``order_seed``.
 
 Point ids are :attr:`RunPoint.point_id` (a hash of every field): stable across processes, so a
 resumed sweep recognises its finished points whatever the order.
@@ -19,23 +18,15 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import os
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from energybench.config import ORDERS, SweepConfig, prompt_specs
+from energybench.defaults import LLAMA_DEFAULT_UBATCH
 from energybench.errors import ConfigError
-from energybench.plan import LOAD_FIELDS, RunPoint
-from energybench.sweep.config import (
-    LLAMA_DEFAULT_UBATCH,
-    ORDERS,
-    SweepConfig,
-    config_hash,
-    estimate_note,
-    load_config,
-    prompt_specs,
-)
+from energybench.point import LOAD_FIELDS, RunPoint
 
 
 @dataclass(frozen=True)
@@ -136,7 +127,7 @@ def order_points(points: Sequence[RunPoint], order: str, seed: int = 0) -> list[
     return out
 
 
-def plan(config: SweepConfig) -> list[RunPoint]:
+def plan_points(config: SweepConfig) -> list[RunPoint]:
     """The points of ``config`` in execution order (``config.order``, ``config.order_seed``)."""
     return order_points(expand(config), config.order, config.order_seed)
 
@@ -149,92 +140,3 @@ def count_loads(ordered: Sequence[RunPoint]) -> int:
             loads += 1
             last = p.load_key
     return loads
-
-
-@dataclass(frozen=True)
-class PlanSummary:
-    """What a config will run (``energybench config validate``). Durations in seconds."""
-
-    name: str
-    config_hash: str
-    n_models: int
-    n_points: int
-    n_load_groups: int
-    n_loads: int  # model loads in execution order (> groups when interleaved)
-    warmup_per_point: int
-    reps_min: int  # measured repetitions per point (fixed: min == max)
-    reps_max: int
-    runs_min: int  # all runs incl. warm-ups
-    runs_max: int
-    axis_sizes: dict[str, int] = field(default_factory=dict)
-    order: str = "shuffled"
-    est_min_duration_s: float = 0.0  # cooldowns + idle baselines + min windows; inference not included
-    cooldown: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
-        return asdict(self)
-
-
-def min_duration_s(config: SweepConfig, runs: int) -> float:
-    """Lower bound on a sweep's wall time, seconds: idle baseline(s) + ``runs`` × (shortest
-    cooldown + ``min_window_s``). Model loads and inference time are not included (unknown
-    before running), so the real duration is longer."""
-    per_run = config.cooldown.min_s + config.min_window_s
-    busy = runs * per_run
-    idle = config.idle_baseline_s
-    if config.idle_every_min and config.idle_baseline_s > 0:
-        # one more baseline every idle_every_min minutes of run time
-        idle += (busy // (config.idle_every_min * 60.0)) * config.idle_baseline_s
-    return float(busy + idle)
-
-
-def summarize(config: SweepConfig) -> PlanSummary:
-    """Counts of points, load groups and runs, and the minimum duration of ``config``.
-
-    Counts come from the engine's own plan, so points that offload to a GPU get the GPU
-    protocol's extra trials, longer minimum window and random gaps here too.
-    """
-    from energybench.sweep.engine import plan_from_config
-
-    points = expand(config)
-    ordered = order_points(points, config.order, config.order_seed)
-    groups = group_by_load(points)
-    eplan = plan_from_config(config)
-    proto = eplan.gpu_protocol
-    runs_lo = runs_hi = 0
-    busy = 0.0
-    for p in eplan.points:
-        r = eplan.repetitions_for(p)
-        lo = config.warmup + (r.min if r.adaptive else r.fixed)
-        runs_lo += lo
-        runs_hi += config.warmup + r.upper
-        gap = proto.random_gap_s[0] if proto is not None and proto.applies_to(p.n_gpu_layers) else 0.0
-        busy += lo * (config.cooldown.min_s + p.min_window_s + gap)
-    n = len(points)
-    reps = [eplan.repetitions_for(p) for p in eplan.points]
-    return PlanSummary(
-        name=config.name, config_hash=config_hash(config), n_models=len(config.models), n_points=n,
-        n_load_groups=len(groups), n_loads=count_loads(ordered), warmup_per_point=config.warmup,
-        reps_min=min((r.min if r.adaptive else r.fixed) for r in reps) if reps else 0,
-        reps_max=max(r.upper for r in reps) if reps else 0, runs_min=runs_lo, runs_max=runs_hi,
-        axis_sizes=config.grid.axis_sizes(), order=config.order,
-        est_min_duration_s=_with_idle(config, busy), cooldown=estimate_note(config),
-    )
-
-
-def _with_idle(config: SweepConfig, busy: float) -> float:
-    idle = config.idle_baseline_s
-    if config.idle_every_min and config.idle_baseline_s > 0:
-        idle += (busy // (config.idle_every_min * 60.0)) * config.idle_baseline_s
-    return float(busy + idle)
-
-
-def summarize_file(path: str | os.PathLike[str]) -> PlanSummary:
-    """Load and validate a config file and summarize it (``energybench config validate``)."""
-    return summarize(load_config(path))
-
-
-__all__ = ["LoadGroup", "PlanSummary", "count_loads", "expand", "group_by_load", "min_duration_s",
-           "order_points", "plan", "resolved_ubatch", "summarize", "summarize_file"]

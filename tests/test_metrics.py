@@ -1,20 +1,28 @@
-"""Report metrics against hand-computed values on small frames."""
+"""The metrics vocabulary (energybench.metrics) and the report's tables over it, against values
+computed by hand on small frames."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
+from energybench.metrics import ADAPTIVE_METRICS, METRICS, glossary_markdown, row_metrics, with_race_to_sleep
 from energybench.report import metrics as M
-from energybench.results import runs_frame
+from energybench.results import RUNS_SCHEMA, runs_frame
+
+REPO = Path(__file__).resolve().parents[1]
+T0 = 1_000_000_000
 
 
-def _run(**kw):
+def _run(prefill_s: float = 0.5, decode_s: float = 1.5, **kw):
+    """A finished run whose prefill took ``prefill_s`` and decode ``decode_s`` (timestamps in ns)."""
     base = dict(run_id="r1", point_id="p1", status="ok", is_warmup=False, energy_source="measured",
-                n_prompt_tokens=100, n_gen_tokens=50, window_s=2.0, prefill_s=0.5, decode_s=1.5,
+                n_prompt_tokens=100, n_gen_tokens=50, n_repeats=1, t_start_ns=T0,
+                t_prefill_end_ns=T0 + round(prefill_s * 1e9), t_end_ns=T0 + round((prefill_s + decode_s) * 1e9),
                 energy_j=100.0, energy_net_j=60.0, prefill_energy_j=30.0, decode_energy_j=70.0,
                 idle_power_w=20.0, model_size_bytes=1_000_000_000, n_gpu_layers=0)
     base.update(kw)
@@ -28,19 +36,20 @@ def _metrics(rows, bw=100.0) -> pl.DataFrame:
 def test_energy_per_token_edp_ed2p_by_hand():
     r = _metrics([_run()]).row(0, named=True)
     # E = 100 J, t = 2 s, 50 output tokens, 150 tokens in all, net energy 60 J
-    assert r["j_per_out_token"] == pytest.approx(2.0)
-    assert r["j_per_out_token_net"] == pytest.approx(1.2)
-    assert r["j_per_token"] == pytest.approx(100 / 150)
-    assert r["j_per_token_net"] == pytest.approx(60 / 150)
-    assert r["out_tokens_per_j"] == pytest.approx(0.5)
-    assert r["tokens_per_j"] == pytest.approx(1.5)
+    assert r["j_per_output_token"] == pytest.approx(2.0)
+    assert r["j_per_output_token_net"] == pytest.approx(1.2)
+    assert r["j_per_processed_token"] == pytest.approx(100 / 150)
+    assert r["j_per_processed_token_net"] == pytest.approx(60 / 150)
+    assert r["request_energy_j"] == pytest.approx(100.0) and r["request_energy_net_j"] == pytest.approx(60.0)
+    assert r["output_tokens_per_j"] == pytest.approx(0.5)
+    assert r["processed_tokens_per_j"] == pytest.approx(1.5)
     assert r["edp_js"] == pytest.approx(200.0)  # E x t
     assert r["ed2p_js2"] == pytest.approx(400.0)  # E x t^2
-    assert r["edp_per_token_js"] == pytest.approx(2.0 * (2.0 / 50))  # (E/N)(t/N)
-    assert r["ed2p_per_token_js2"] == pytest.approx(2.0 * (2.0 / 50) ** 2)
+    assert r["edp_per_output_token_js"] == pytest.approx(2.0 * (2.0 / 50))  # (E/N)(t/N)
+    assert r["ed2p_per_output_token_js2"] == pytest.approx(2.0 * (2.0 / 50) ** 2)
     # phase split
-    assert r["prefill_j_per_token"] == pytest.approx(0.3)
-    assert r["decode_j_per_token"] == pytest.approx(1.4)
+    assert r["prefill_j_per_prompt_token"] == pytest.approx(0.3)
+    assert r["decode_j_per_output_token"] == pytest.approx(1.4)
     assert r["prefill_energy_frac"] == pytest.approx(0.3)
 
 
@@ -50,37 +59,35 @@ def test_repeated_decode_is_normalised_to_one_request():
     t_req = 0.5 + 1.5 / 4
     e_req = 30.0 + 70.0 / 4
     assert r["e2e_s"] == pytest.approx(t_req)
-    assert r["energy_j"] == pytest.approx(e_req) and r["window_energy_j"] == pytest.approx(100.0)
-    assert r["n_out_tokens"] == pytest.approx(50.0)
-    assert r["j_per_out_token"] == pytest.approx(e_req / 50)
-    assert r["j_per_token"] == pytest.approx(e_req / 150)
+    assert r["request_energy_j"] == pytest.approx(e_req) and r["energy_j"] == pytest.approx(100.0)
+    assert r["n_output_tokens"] == pytest.approx(50.0)
+    assert r["j_per_output_token"] == pytest.approx(e_req / 50)
+    assert r["j_per_processed_token"] == pytest.approx(e_req / 150)
+    assert r["decode_tok_s"] == pytest.approx((200 - 4) / 1.5)  # the first token of each repeat is not decode
     assert r["edp_js"] == pytest.approx(e_req * t_req)
-    assert r["decode_j_per_token"] == pytest.approx(70.0 / 200)
+    assert r["decode_j_per_output_token"] == pytest.approx(70.0 / 200)
     assert r["prefill_energy_frac"] == pytest.approx(30.0 / e_req)
     # the per-request energy and time agree with a run that was never repeated
-    one = _metrics([_run(window_s=t_req, decode_s=1.5 / 4, energy_j=e_req, decode_energy_j=70.0 / 4,
+    one = _metrics([_run(decode_s=1.5 / 4, energy_j=e_req, decode_energy_j=70.0 / 4,
                          energy_net_j=None, decode_energy_net_j=None)]).row(0, named=True)
-    assert one["j_per_out_token"] == pytest.approx(r["j_per_out_token"])
+    assert one["j_per_output_token"] == pytest.approx(r["j_per_output_token"])
     assert one["edp_js"] == pytest.approx(r["edp_js"])
 
 
-def test_latency_recomputed_from_timestamps_when_missing():
-    row = _run(window_s=None, prefill_s=None, decode_s=None, t_start_ns=1_000_000_000,
-               t_prefill_end_ns=1_250_000_000, t_end_ns=3_250_000_000)
-    r = _metrics([row]).row(0, named=True)
+def test_latency_from_the_timestamps():
+    r = _metrics([_run(prefill_s=0.25, decode_s=2.0)]).row(0, named=True)
     assert r["e2e_s"] == pytest.approx(2.25)
-    assert r["e2e_ms"] == pytest.approx(2250.0)
     assert r["ttft_ms"] == pytest.approx(250.0)
     assert r["prefill_tok_s"] == pytest.approx(100 / 0.25)
-    assert r["decode_tok_s"] == pytest.approx(50 / 2.0)
+    assert r["decode_tok_s"] == pytest.approx(49 / 2.0)  # 50 tokens, the first sampled at prefill
 
 
 def test_roofline_fraction_cpu_only():
     rows = [_run(), _run(run_id="r2", n_gpu_layers=11)]
     df = _metrics(rows, bw=100.0)
-    # decode 50 tok / 1.5 s x 1e9 bytes = 33.3 GB/s of 100 GB/s
-    assert df["decode_bytes_s"][0] == pytest.approx(50 / 1.5 * 1e9)
-    assert df["roofline_frac"][0] == pytest.approx(1 / 3)
+    # decode 49 tok / 1.5 s x 1e9 bytes = 32.7 GB/s of 100 GB/s
+    assert df["decode_bytes_s"][0] == pytest.approx(49 / 1.5 * 1e9)
+    assert df["roofline_frac"][0] == pytest.approx(49 / 1.5 / 100)
     assert df["roofline_frac"][1] is None  # offloaded layers are read from GPU memory
     assert _metrics([_run()], bw=None)["roofline_frac"][0] is None
 
@@ -90,28 +97,28 @@ def test_no_energy_and_zero_tokens_give_nulls_not_inf():
             _run(run_id="b", n_gen_tokens=0)]
     df = _metrics(rows)
     a, b = df.row(0, named=True), df.row(1, named=True)
-    assert a["has_energy"] is False and a["j_per_out_token"] is None and a["edp_js"] is None
-    assert b["j_per_out_token"] is None and b["out_tokens_per_j"] == 0.0
+    assert a["has_energy"] is False and a["j_per_output_token"] is None and a["edp_js"] is None
+    assert b["j_per_output_token"] is None and b["output_tokens_per_j"] == 0.0
     assert not any(isinstance(v, float) and math.isinf(v) for v in b.values())
 
 
 def test_race_to_sleep_window_formula():
     lf = M.run_metrics(runs_frame([_run()]).lazy())
     # E(T) = E_active + P_idle x (T - t_active) = 100 + 20 x (5 - 2) = 160 J
-    r = M.with_race_to_sleep(lf, pl.lit(5.0)).collect().row(0, named=True)
+    r = with_race_to_sleep(lf, pl.lit(5.0)).collect().row(0, named=True)
     assert r["race_window_s"] == 5.0
     assert r["race_idle_energy_j"] == pytest.approx(60.0)
     assert r["race_energy_j"] == pytest.approx(160.0)
     # T shorter than the run: no E(T)
-    assert M.with_race_to_sleep(lf, pl.lit(1.5)).collect()["race_energy_j"][0] is None
+    assert with_race_to_sleep(lf, pl.lit(1.5)).collect()["race_energy_j"][0] is None
     # no idle power: no E(T)
     lf2 = M.run_metrics(runs_frame([_run(idle_power_w=None)]).lazy())
-    assert M.with_race_to_sleep(lf2, pl.lit(5.0)).collect()["race_energy_j"][0] is None
+    assert with_race_to_sleep(lf2, pl.lit(5.0)).collect()["race_energy_j"][0] is None
 
 
 def test_default_window_is_slowest_configuration_median():
     def run(rid: str, pid: str, w: float) -> dict:
-        return _run(run_id=rid, point_id=pid, window_s=w, prefill_s=0.25 * w, decode_s=0.75 * w)
+        return _run(run_id=rid, point_id=pid, prefill_s=0.25 * w, decode_s=0.75 * w)
 
     rows = [run(f"a{i}", "fast", w) for i, w in enumerate([1.0, 2.0, 9.0])]
     rows += [run(f"b{i}", "slow", w) for i, w in enumerate([3.0, 4.0, 5.0])]
@@ -155,7 +162,7 @@ def test_domain_summary_explodes_domains():
     assert pkg["n_runs"] == 3  # the warm-up is excluded
     assert pkg["energy_j"] == pytest.approx(11.0)
     assert pkg["peak_power_w"] == pytest.approx(12.0)
-    assert pkg["j_per_out_token"] == pytest.approx(11.0 / 50)
+    assert pkg["j_per_output_token"] == pytest.approx(11.0 / 50)
     assert out.filter(pl.col("domain") == "core")["parent"][0] == "pkg"
 
 
@@ -180,3 +187,28 @@ def test_samples_power_of_a_slow_counter_uses_its_changes():
     assert naive.max() == pytest.approx(250.0) and (naive == 0).sum() > 10  # spikes and zeros
     steady = M.samples_power(s.lazy(), changes_only=True).collect()["power_w"].to_numpy()
     assert steady == pytest.approx(np.full(steady.size, 50.0)) and steady.size == 4
+
+
+# ----------------------------------------------------------------------------- the vocabulary itself
+
+
+def test_row_metrics_is_the_frame_definition():
+    row = _run(n_repeats=2, n_gen_tokens=100)
+    frame = _metrics([row]).row(0, named=True)
+    one = row_metrics(row, ["j_per_output_token", "decode_tok_s", "e2e_s", "ttft_ms"])
+    assert one == {k: frame[k] for k in one}
+
+
+def test_every_metric_is_documented_and_computable():
+    df = _metrics([_run()])
+    for name, m in METRICS.items():
+        assert m.label and m.unit and m.formula, name
+        assert name in df.columns or name == "race_energy_j", name  # race-to-sleep needs the window T
+        assert name not in RUNS_SCHEMA or m.expr is None or name in ("ttft_ms", "prefill_tok_s", "decode_tok_s")
+    assert "j_per_token" not in METRICS  # ambiguous: it meant three different things once
+    assert set(ADAPTIVE_METRICS) <= set(METRICS)
+
+
+def test_the_readme_glossary_is_the_vocabulary():
+    readme = (REPO / "README.md").read_text()
+    assert glossary_markdown() in readme, "regenerate the README glossary: energybench.metrics.glossary_markdown()"
