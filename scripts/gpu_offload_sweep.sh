@@ -251,48 +251,7 @@ say "sweep exited $rc after ${PHASE_S[sweep]} s"
 
 # ---------------------------------------------------------------- 7. summary and results
 [ -d "$WORK/results" ] && tar -czf "$OUT/results.tar.gz" -C "$WORK" results
-"$PYTHON" - "$WORK/results" "$OUT/summary.json" "$rc" "$((SECONDS - START))" <<'PY'
-import json, sys
-import polars as pl
-from energybench.results import read_metadata, read_runs
-root, out, rc, total = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-runs = read_runs(root)
-meta = read_metadata(root)
-ok = runs.filter(~pl.col("is_warmup") & (pl.col("status") == "ok"))
-rows = []
-for ngl in sorted(runs["n_gpu_layers"].unique().to_list()):
-    r = ok.filter(pl.col("n_gpu_layers") == ngl)
-    if r.height == 0:
-        rows.append({"n_gpu_layers": ngl, "runs_ok": 0}); continue
-    def dom(component):
-        vals = []
-        for row in r.iter_rows(named=True):
-            e = [d["energy_j"] for d in row["domains"] if d["component"] == component and d["parent"] is None
-                 and d["energy_j"] is not None]
-            vals.append(sum(e) / row["n_gen_tokens"] if e else None)
-        vals = [v for v in vals if v is not None]
-        return sorted(vals)[len(vals) // 2] if vals else None
-    med = lambda c: r[c].median()
-    rows.append({"n_gpu_layers": ngl, "backend_mode": r["backend_mode"][0], "runs_ok": r.height,
-                 "window_s": med("window_s"), "n_repeats": med("n_repeats"), "decode_tok_s": med("decode_tok_s"),
-                 "prefill_tok_s": med("prefill_tok_s"), "j_per_token": (r["energy_j"] / r["n_gen_tokens"]).median(),
-                 "gpu_j_per_token": dom("gpu"), "cpu_j_per_token": dom("cpu"), "avg_power_w": med("avg_power_w"),
-                 "gpu_mem_used_bytes": med("gpu_mem_used_bytes"), "throttled": bool(r["flag_throttled"].fill_null(False).any()),
-                 "energy_source": r["energy_source"][0], "meters": r["meters"][0]})
-summary = {"status": {0: "finished", 3: "partial"}.get(rc, f"sweep exit {rc}"), "exit_code": rc,
-           "total_seconds": total, "points": rows, "gpus": meta.get("gpus"),
-           "gpu_protocol": {k: v for k, v in (meta.get("gpu_protocol") or {}).items() if k != "gaps_s"},
-           "domains": [{k: d.get(k) for k in ("name", "meter", "kind", "component", "update_period_s")}
-                       for d in meta.get("domains", [])]}
-json.dump(summary, open(out, "w"), indent=2, default=str)
-print(f"{'ngl':>4} {'mode':<13} {'runs':>4} {'window s':>8} {'decode tok/s':>12} {'J/tok':>8} {'GPU J/tok':>9} "
-      f"{'CPU J/tok':>9} {'GPU mem MiB':>11}")
-fmt = lambda v, f: (f % v) if isinstance(v, (int, float)) else "-"
-for p in rows:
-    print(f"{p['n_gpu_layers']:>4} {p.get('backend_mode', '-'):<13} {p['runs_ok']:>4} {fmt(p.get('window_s'), '%8.2f')} "
-          f"{fmt(p.get('decode_tok_s'), '%12.1f')} {fmt(p.get('j_per_token'), '%8.3f')} {fmt(p.get('gpu_j_per_token'), '%9.3f')} "
-          f"{fmt(p.get('cpu_j_per_token'), '%9.3f')} {fmt((p.get('gpu_mem_used_bytes') or 0) / 2**20 if p.get('gpu_mem_used_bytes') else None, '%11.0f')}")
-PY
+"$PYTHON" "$SCRIPT_DIR/gpu_sweep_summary.py" "$WORK/results" "$OUT/summary.json" "$rc" "$((SECONDS - START))"
 [ $? -eq 0 ] || summary_json "sweep exit $rc" "$rc" "no results to summarize: see sweep.log"
 ls -la "$OUT"
 case "$rc" in

@@ -15,7 +15,8 @@ from energybench.results import read_metadata, read_runs
 
 #: The metrics a point summary shows, in order.
 SUMMARY_METRICS = ("ttft_ms", "prefill_tok_s", "decode_tok_s", "itl_p50_ms", "itl_p95_ms", "request_energy_j",
-                   "request_energy_net_j", "j_per_output_token", "j_per_output_token_net", "avg_power_w")
+                   "request_energy_net_j", "j_per_output_token", "j_per_output_token_net", "j_per_processed_token",
+                   "j_per_processed_token_net", "avg_power_w")
 
 
 def point_summary(out_dir: Path) -> dict[str, Any]:

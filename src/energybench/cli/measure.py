@@ -95,9 +95,14 @@ def render_summary(s: dict[str, Any], out_dir: Path, shown: list[str]) -> None:
 def _measure_command(argv: list[str], meters: list[str] | None, cpu_tdp_w: float | None, sample_ms: float,
                      idle_s: float, as_json: bool) -> int:
     from energybench.cmdmeasure import measure_command
+    from energybench.config import FieldProblem, parse_meters
     from energybench.meters import select_meters
 
-    with select_meters(meters, cpu_tdp_w=cpu_tdp_w) as selection:
+    try:
+        names = parse_meters(meters)
+    except FieldProblem as exc:
+        raise UsageError(f"--meter {' '.join(meters or [])!r}: {exc.message}") from None
+    with select_meters(None if names == "auto" else names, cpu_tdp_w=cpu_tdp_w) as selection:
         for w in selection.warnings:
             warn(w)
         data = measure_command(argv, selection, period_s=sample_ms / 1000.0, idle_s=idle_s).to_dict()
@@ -145,7 +150,7 @@ def measure(
                                                     f"[default: {defaults.IDLE_BASELINE_S:g}]."),
     cooldown: float = typer.Option(None, "--cooldown", help="Fixed seconds between runs [default: until power is "
                                                             f"within {defaults.UNTIL_IDLE_WITHIN_PCT:g}% of idle]."),
-    meter: list[str] = typer.Option(None, "--meter", help="Meter(s) to use (rapl, nvml, powergadget, estimate) [default: auto]."),
+    meter: list[str] = typer.Option(None, "--meter", help="Meter(s) to use (rapl, nvml, powergadget, estimate), or none for time only [default: auto]."),
     cpu_tdp_w: float = typer.Option(None, "--cpu-tdp-w", help="CPU TDP in W for the estimate meter."),
     no_estimate: bool = typer.Option(False, "--no-estimate", help="Never fall back to the estimate meter."),
     sample_ms: float = typer.Option(None, "--sample-ms",

@@ -71,7 +71,7 @@ def sweep(
                                                             f"is within {defaults.UNTIL_IDLE_WITHIN_PCT:g}% of idle]."),
     idle: float = typer.Option(None, "--idle", help=f"Idle-baseline seconds before the sweep [default: {defaults.IDLE_BASELINE_S:g}]."),
     order: str = typer.Option(None, "--order", help=f"grouped, shuffled or interleaved [default: {defaults.ORDER}]."),
-    meter: list[str] = typer.Option(None, "--meter", help="Meter(s) to use [default: auto]."),
+    meter: list[str] = typer.Option(None, "--meter", help="Meter(s) to use (rapl, nvml, powergadget, estimate), or none for time only [default: auto]."),
     cpu_tdp_w: float = typer.Option(None, "--cpu-tdp-w", help="CPU TDP in W for the estimate meter."),
     no_estimate: bool = typer.Option(False, "--no-estimate", help="Never fall back to the estimate meter."),
     sample_ms: float = typer.Option(None, "--sample-ms", help=f"Sampling period in ms [default: {defaults.SAMPLE_PERIOD_MS:g}]."),

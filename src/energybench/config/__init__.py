@@ -50,6 +50,7 @@ from energybench.config.schema import (
     config_json_schema,
     known_meters,
     offloads,
+    parse_meters,
     prompt_specs,
 )
 from energybench.config.yamlfile import read_yaml
@@ -58,6 +59,6 @@ __all__ = [
     "ADAPTIVE_METRICS", "FLASH_ATTN", "ORDERS", "AdaptiveRepetitions", "Cooldown", "FieldProblem",
     "GpuProtocolConfig", "Grid", "PromptAxis", "Repetitions", "SweepConfig", "UntilIdle", "allowed_keys",
     "config_error_from_validation", "config_hash", "config_json_schema", "estimate_note",
-    "format_path", "gpu_warnings", "known_meters", "load_config", "offloads", "parse_config", "parse_range",
+    "format_path", "gpu_warnings", "known_meters", "load_config", "offloads", "parse_config", "parse_meters", "parse_range",
     "prompt_specs", "read_yaml", "resolve_config", "Flag", "apply_flags",
 ]

@@ -374,12 +374,15 @@ def known_meters() -> list[str]:
     return list(FALLBACK_METERS)
 
 
-def _meters(value: Any) -> Any:
+def parse_meters(value: Any) -> Any:
+    """``auto``, ``none`` (= ``[]``: time only) or a list of known meter names (FieldProblem otherwise)."""
     if value is None:
         return "auto"
     if isinstance(value, str) and value.strip().lower() == "auto":
         return "auto"
-    names = _str_list(value, what="a meter name, or auto")
+    if value in ("none", ["none"], ("none",), []):
+        return []  # time only: no energy measured
+    names = _str_list(value, what="a meter name, auto, or none")
     known = known_meters()
     raw = value if isinstance(value, (list, tuple)) else None
     for i, n in enumerate(names):
@@ -389,15 +392,17 @@ def _meters(value: Any) -> Any:
         if n not in known:
             close = difflib.get_close_matches(n, known, n=1, cutoff=0.5)
             guess = f"; did you mean {close[0]!r}?" if close else ""
-            raise FieldProblem(f"unknown meter{guess} (known: {', '.join(known)}, or auto)", path=path, value=n)
+            raise FieldProblem(f"unknown meter{guess} (known: {', '.join(known)}, or auto, or none)", path=path,
+                               value=n)
     return names
 
 
 MetersField = Annotated[
-    Literal["auto"] | list[str], BeforeValidator(_meters),
-    WithJsonSchema({"anyOf": [{"type": "string", "enum": ["auto"]},
-                              {"type": "array", "minItems": 1, "items": {"type": "string", "enum": list(FALLBACK_METERS)}}],
-                    "description": "meters to use, or auto = every available real meter (estimate only as a fallback)"})]
+    Literal["auto"] | list[str], BeforeValidator(parse_meters),
+    WithJsonSchema({"anyOf": [{"type": "string", "enum": ["auto", "none"]},
+                              {"type": "array", "items": {"type": "string", "enum": list(FALLBACK_METERS)}}],
+                    "description": "meters to use, auto = every available real meter (estimate only as a fallback), "
+                                   "or none = time only"})]
 
 
 def _models(value: Any) -> list[str]:
@@ -592,6 +597,6 @@ def offloads(config: SweepConfig) -> bool:
 
 __all__ = [
     "ADAPTIVE_METRICS", "ORDERS", "AdaptiveRepetitions", "Cooldown", "GpuProtocolConfig", "Grid", "PromptAxis",
-    "Repetitions", "SweepConfig", "UntilIdle", "config_hash", "config_json_schema", "known_meters", "offloads",
+    "Repetitions", "SweepConfig", "UntilIdle", "config_hash", "config_json_schema", "known_meters", "offloads", "parse_meters",
     "prompt_specs",
 ]

@@ -283,3 +283,20 @@ def _timeline_runs(valid: pl.DataFrame, cfg: pl.DataFrame, recs: list[Recommenda
         if len(out) >= 4:
             break
     return out
+
+
+def configuration_records(a: Analysis) -> list[dict[str, Any]]:
+    """One JSON-ready record per configuration: identity, knobs, repetitions, and every metric's
+    median (and 95 % bootstrap CI where one is computed), named as in :mod:`energybench.metrics`."""
+    def num(v: Any) -> float | None:
+        return float(v) if isinstance(v, (int, float)) and np.isfinite(v) else None
+
+    out = []
+    for r in a.cfg.iter_rows(named=True):
+        metrics: dict[str, Any] = {m: {"median": num(r.get(m)), "ci95": [num(r.get(f"{m}_lo")), num(r.get(f"{m}_hi"))]}
+                                   for m in CI_METRICS}
+        metrics |= {m: {"median": num(r.get(m))} for m in MEDIAN_METRICS}
+        out.append({"set": r["set"], "workload": r["workload"], "point_id": r["point_id"],
+                    "config": {k: r[k] for k in KNOB_PREFERENCE if k in r}, "n_reps": r["n_reps"],
+                    "n_failed": r["n_failed"], "metrics": metrics})
+    return out

@@ -20,7 +20,7 @@ from typing import Any
 import polars as pl
 
 from energybench.errors import UsageError
-from energybench.report.analysis import Analysis, analyze
+from energybench.report.analysis import Analysis, analyze, configuration_records
 from energybench.report.bandwidth import measure_memory_bandwidth
 from energybench.report.best import Recommendation
 from energybench.report.figures import FIGURES, FigureFile, build_figures, save_figures
@@ -215,6 +215,7 @@ def build_report(dirs: Sequence[Path | str], out_dir: Path | str | None = None, 
     files: dict[str, Path] = {}
     summary = summary_dict(a, fig_files)
     summary["generated_at"] = now.isoformat()
+    summary["configurations"] = configuration_records(a)
     if "md" in formats:
         files["md"] = out / "report.md"
         atomic_write_bytes(files["md"], render_markdown(a, fig_files, generated_at=now).encode("utf-8"))
