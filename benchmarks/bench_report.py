@@ -1,6 +1,6 @@
 """Benchmark: ``energybench report`` on 10,000 runs and 1,000,000 samples (target: <= 10 s here).
 
-Generates a synthetic result set (``energybench.report.synthetic``, consolidated files), then runs
+Generates a synthetic result set (``energybench.testing.synthetic_results``, consolidated files), then runs
 ``energybench report DIR -o OUT --format json`` in a subprocess and prints its wall time and peak
 memory (``os.wait4``'s rusage ``ru_maxrss``: the largest process of the report, i.e. the main
 process or a figure worker). Baselines measured in the same run, printed as ratios:
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     py = sys.executable
 
     if not (root / "runs.parquet").exists():
-        from energybench.report.synthetic import generate_results, spec_for_size
+        from energybench.testing.synthetic_results import generate_results, spec_for_size
 
         t0 = time.perf_counter()
         info = generate_results(root, spec_for_size(ns.runs, ns.samples), layout="bulk")

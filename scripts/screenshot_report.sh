@@ -30,7 +30,7 @@ trap 'rm -rf "$work"' EXIT INT TERM
 html=${1:-}
 if [ -z "$html" ]; then
     echo "screenshot_report: generating a synthetic result set and its report in $work" >&2
-    "$py" -m energybench.report.synthetic "$work/results" >&2
+    "$py" -m energybench.testing.synthetic_results "$work/results" >&2
     "$py" -m energybench report "$work/results" -o "$work/report" --format json >/dev/null
     html="$work/report/report.html"
 fi

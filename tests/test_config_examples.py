@@ -53,7 +53,7 @@ def test_p1_is_the_study_baseline() -> None:
     assert c.models == ["synthetic:tinyllama-1.1b:Q4_0"]
     assert c.grid.threads == [1, 4, 8] and c.grid.n_gpu_layers == [0] and c.grid.batch == [128, 512, 1024]
     assert c.grid.prompt.suites == ["short_dialogue", "analytical_reasoning", "narrative_generation"]
-    assert c.repetitions.min_reps >= 10 and c.idle_baseline_s > 0 and c.cooldown.until_idle is not None
+    assert (c.repetitions.fixed or c.repetitions.adaptive.min) >= 10 and c.idle_baseline_s > 0 and c.cooldown.until_idle is not None
     assert "tinyllama-1.1b-chat:Q4_0" in (EXAMPLES / "p1_baseline.yaml").read_text()  # says how to use the real one
 
 

@@ -18,8 +18,6 @@ from energybench.energy import (
     domain_keys,
     idle_baseline,
     make_series,
-    run_energy_columns,
-    unwrap_counter,
     window_energy,
 )
 from energybench.meters.base import Domain
@@ -117,20 +115,6 @@ def test_sine_counter_interpolated_at_boundaries():
     assert rel(got, float(energy(b) - energy(a))) < TOL
 
 
-def test_wrapping_counter_unwraps_to_the_true_energy():
-    # 5 W for 2 s read every 20 ms: 0.1 J per read, a 1.048576 J range wraps ~10 times
-    max_range_uj = 2**20
-    t = sample_times(2.0, 0.02, seed=4)
-    true_uj = np.round((t - T_BASE) / S * 5.0 * 1e6).astype(np.int64) + 700_000
-    raw = true_uj % max_range_uj
-    assert (np.diff(raw) < 0).sum() >= 9  # it really wraps
-    unwrapped = unwrap_counter(raw, max_range_uj)
-    assert np.array_equal(unwrapped, true_uj - true_uj[0])
-    s = make_series(t, unwrapped / 1e6, "energy")
-    a, b = T_BASE + int(0.15 * S), T_BASE + int(1.95 * S)
-    assert rel(window_energy(s, a, b), 5.0 * 1.8) < TOL
-
-
 def test_counter_delta_rule():
     assert counter_delta(100, 250, 1000) == 150
     assert counter_delta(900, 50, 1000) == 150  # max - prev + cur (shared README section 2)
@@ -218,7 +202,7 @@ def test_estimate_counts_only_where_nothing_measures_that_component():
     domains = [dom("gpu-0", "power", meter="nvml", component="gpu", period=0.1),
                dom("cpu-package-0", meter="estimate", estimate=True, period=0.01)]
     f = frame(power_rows("nvml", "gpu-0", t, np.full(t.size, 80.0)) + counter_rows("estimate", "cpu-package-0", t, 15 * x))
-    c = run_energy_columns(domains, f, t_start_ns=T_BASE, t_end_ns=T_BASE + S)
+    c = attribute_run(domains, f, t_start_ns=T_BASE, t_end_ns=T_BASE + S).columns
     assert rel(c["energy_j"], 95.0) < TOL
     assert c["energy_source"] == "estimate" and c["flag_estimate"] is True
 
@@ -227,8 +211,8 @@ def test_net_energy_subtracts_idle_per_domain_and_phase():
     t = sample_times(2.5, 0.02, seed=9)
     domains, f = _rapl_like_frame(t, with_estimate=False)
     idle = {"cpu-package-0": 5.0, "dram-0": 1.0, "gpu-0": 30.0, "psys": 20.0}
-    c = run_energy_columns(domains, f, t_start_ns=T_BASE, t_end_ns=T_BASE + 2 * S, t_prefill_end_ns=T_BASE + S // 2,
-                           idle_power_w=idle)
+    c = attribute_run(domains, f, t_start_ns=T_BASE, t_end_ns=T_BASE + 2 * S, t_prefill_end_ns=T_BASE + S // 2,
+                      idle_power_w=idle).columns
     assert c["idle_power_w"] == pytest.approx(36.0)
     assert rel(c["energy_net_j"], 2 * 124 - 2 * 36) < TOL
     assert rel(c["prefill_energy_net_j"], 0.5 * (124 - 36)) < TOL
@@ -250,8 +234,8 @@ def test_total_is_unknown_when_a_counted_domain_lost_its_samples():
 def test_short_window_flag_uses_slowest_counted_meter():
     t = sample_times(2.0, 0.01, seed=11)
     domains, f = _rapl_like_frame(t, with_estimate=False)  # gpu update period 0.1 s
-    short = run_energy_columns(domains, f, t_start_ns=T_BASE, t_end_ns=T_BASE + int(0.5 * S))
-    long = run_energy_columns(domains, f, t_start_ns=T_BASE, t_end_ns=T_BASE + int(1.5 * S))
+    short = attribute_run(domains, f, t_start_ns=T_BASE, t_end_ns=T_BASE + int(0.5 * S)).columns
+    long = attribute_run(domains, f, t_start_ns=T_BASE, t_end_ns=T_BASE + int(1.5 * S)).columns
     assert short["flag_short_window"] is True and long["flag_short_window"] is False
 
 
@@ -264,17 +248,17 @@ def test_throttle_flag_from_nvml_aux():
     reasons[t.size // 2] = float(0x20)  # SW thermal slowdown
     hot = frame(rows, {"throttle_reasons": reasons})
     kw = {"t_start_ns": T_BASE, "t_end_ns": T_BASE + int(0.9 * S)}
-    assert run_energy_columns(domains, calm, **kw)["flag_throttled"] is False
-    assert run_energy_columns(domains, hot, **kw)["flag_throttled"] is True
-    assert run_energy_columns(domains, frame(rows), **kw)["flag_throttled"] is None
+    assert attribute_run(domains, calm, **kw).columns["flag_throttled"] is False
+    assert attribute_run(domains, hot, **kw).columns["flag_throttled"] is True
+    assert attribute_run(domains, frame(rows), **kw).columns["flag_throttled"] is None
     assert THROTTLE_MASK & 0x1 == 0
 
 
 def test_columns_are_exactly_the_runs_schema_energy_columns():
     t = sample_times(2.0, 0.02, seed=13)
     domains, f = _rapl_like_frame(t)
-    c = run_energy_columns(domains, f, t_start_ns=T_BASE, t_end_ns=T_BASE + S, t_prefill_end_ns=T_BASE + S // 3,
-                           idle_power_w={"rapl/cpu-package-0": 2.0}, jitter_p99_ms=1.5)
+    c = attribute_run(domains, f, t_start_ns=T_BASE, t_end_ns=T_BASE + S, t_prefill_end_ns=T_BASE + S // 3,
+                      idle_power_w={"rapl/cpu-package-0": 2.0}, jitter_p99_ms=1.5).columns
     assert tuple(c) == ENERGY_COLUMNS
     assert set(c) <= set(RUNS_SCHEMA)
     row = {"run_id": "r1", "status": "ok", **c}
@@ -284,7 +268,7 @@ def test_columns_are_exactly_the_runs_schema_energy_columns():
 
 
 def test_no_meters_means_energy_source_none():
-    c = run_energy_columns([], frame([]), t_start_ns=T_BASE, t_end_ns=T_BASE + S)
+    c = attribute_run([], frame([]), t_start_ns=T_BASE, t_end_ns=T_BASE + S).columns
     assert c["energy_source"] == "none" and c["energy_j"] is None and c["domains"] == []
 
 
@@ -305,10 +289,11 @@ def test_idle_baseline_is_the_median_and_ignores_a_spike():
     e = np.concatenate([[0.0], np.cumsum(0.5 * (p[1:] + p[:-1]) * np.diff(x))])
     domains = [dom("cpu-package-0", period=0.001), dom("gpu-0", "power", meter="nvml", component="gpu", period=0.1)]
     f = frame(counter_rows("rapl", "cpu-package-0", t, e) + power_rows("nvml", "gpu-0", t, p * 2))
-    idle = idle_baseline(f, domains=domains)
+    t0, t1 = int(t[0]), int(t[-1])
+    idle = idle_baseline(f, domains, t0, t1)
     assert rel(idle["cpu-package-0"], 7.0) < TOL
     assert rel(idle["gpu-0"], 14.0) < TOL
-    last = idle_baseline(f, 1.0, domains=domains)  # only the last second: no spike in it either
+    last = idle_baseline(f, domains, t1 - S, t1)  # only the last second: no spike in it either
     assert rel(last["cpu-package-0"], 7.0) < TOL
 
 
@@ -317,15 +302,5 @@ def test_psys_alone_is_counted_and_replaces_an_estimate():
     x = (t - T_BASE) / S
     domains = [dom("psys", component="psys"), dom("cpu-package-0", meter="estimate", estimate=True, period=0.01)]
     f = frame(counter_rows("rapl", "psys", t, 30 * x) + counter_rows("estimate", "cpu-package-0", t, 50 * x))
-    c = run_energy_columns(domains, f, t_start_ns=T_BASE, t_end_ns=T_BASE + S)
+    c = attribute_run(domains, f, t_start_ns=T_BASE, t_end_ns=T_BASE + S).columns
     assert rel(c["energy_j"], 30.0) < TOL and c["energy_source"] == "measured"
-
-
-def test_positional_energy_columns_form_matches():
-    from energybench.energy import energy_columns
-
-    t = sample_times(2.0, 0.02, seed=16)
-    domains, f = _rapl_like_frame(t)
-    kw = {"t_start_ns": T_BASE, "t_end_ns": T_BASE + S, "t_prefill_end_ns": T_BASE + S // 4}
-    assert energy_columns(domains, f, T_BASE, T_BASE + S // 4, T_BASE + S, {"dram-0": 1.0}) == run_energy_columns(
-        domains, f, idle_power_w={"dram-0": 1.0}, **kw)

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from energybench.energy import THROTTLE_MASK
 from energybench.errors import MeterError
 from energybench.meters.base import PowerMeter
-from energybench.meters.nvml import THROTTLE_MASK, NvmlMeter, is_throttled
+from energybench.meters.nvml import NvmlMeter
 
 
 
@@ -36,7 +37,7 @@ def _real_nvml_installed() -> bool:
 
 PRELUDE = """
 import json, sys, time
-from energybench.meters.nvml import NvmlMeter, GpuLost, gpu_inventory, is_throttled
+from energybench.meters.nvml import NvmlMeter, GpuLost, gpu_inventory
 from energybench.errors import MeterError
 def emit(obj):
     sys.stdout.write("RESULT " + json.dumps(obj) + "\\n")
@@ -126,7 +127,7 @@ def test_counter_gpu_reports_aux_channels(fake_nvml_dir: Path) -> None:
         "sm_clock_mhz": 1980.0, "mem_clock_mhz": 2619.0, "temperature_c": 47.0, "pstate": 0.0,
         "throttle_reasons": float(reasons), "mem_used_bytes": 1048576000.0,
     }
-    assert is_throttled(out["aux"]["gpu-0"]["throttle_reasons"])
+    assert int(out["aux"]["gpu-0"]["throttle_reasons"]) & THROTTLE_MASK
 
 
 def test_unsupported_aux_channels_are_left_out(fake_nvml_dir: Path) -> None:
@@ -140,12 +141,14 @@ def test_unsupported_aux_channels_are_left_out(fake_nvml_dir: Path) -> None:
     assert out["v"]["gpu-0"] >= 0.0
 
 
-def test_is_throttled_ignores_idle_and_clock_settings() -> None:
-    assert not is_throttled(0x1)  # GpuIdle
-    assert not is_throttled(0x2 | 0x10 | 0x100)
-    assert is_throttled(0x40)  # HW thermal slowdown
-    assert not is_throttled(None) and not is_throttled(float("nan"))
-    assert THROTTLE_MASK & 0x1 == 0
+def test_throttle_mask_is_pynvmls_slowdown_reasons() -> None:
+    import pynvml
+
+    assert THROTTLE_MASK == (pynvml.nvmlClocksEventReasonSwPowerCap | pynvml.nvmlClocksEventReasonHwSlowdown
+                             | pynvml.nvmlClocksEventReasonSwThermalSlowdown
+                             | pynvml.nvmlClocksEventReasonHwThermalSlowdown
+                             | pynvml.nvmlClocksEventReasonHwPowerBrakeSlowdown)
+    assert THROTTLE_MASK & (0x1 | 0x2 | 0x10 | 0x100) == 0  # GpuIdle, app clocks, sync boost, display clock
 
 
 # ------------------------------------------------------------------------------ power GPUs

@@ -70,7 +70,6 @@ def test_default_uses_real_cpu_meter_and_never_the_estimate(tmp_path, no_energyl
         assert not sel.estimate
         assert not any("ESTIMATE" in w for w in sel.warnings)
         assert {d.name for d in sel.domains} >= {"cpu-package-0", "cpu-core-0", "dram-0"}
-        json.dumps(sel.describe())
 
 
 def test_default_falls_back_to_estimate_with_warning(tmp_path, no_energylib):

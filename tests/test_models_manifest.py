@@ -21,7 +21,7 @@ def _entry(name: str, **kw: object) -> ModelEntry:
     return ModelEntry(**base)  # type: ignore[arg-type]
 
 
-def test_put_get_remove_round_trip(tmp_path: Path) -> None:
+def test_put_get_round_trip(tmp_path: Path) -> None:
     m = Manifest(tmp_path / "models")
     assert m.entries() == {}
     m.put(_entry("a", synthetic=True, shape="tiny", quant="Q4_K_M", seed=3))
@@ -31,7 +31,6 @@ def test_put_get_remove_round_trip(tmp_path: Path) -> None:
     got = Manifest(tmp_path / "models").get("a")
     assert got is not None and got.synthetic and got.shape == "tiny" and got.seed == 3 and got.added_at
     assert m.find(source="https://h/b.gguf").name == "b"  # type: ignore[union-attr]
-    assert m.remove("a") is not None and set(m.entries()) == {"b"}
     # no temporary files left beside the manifest
     assert sorted(p.name for p in m.root.iterdir()) == [".manifest.lock", "manifest.json"]
 

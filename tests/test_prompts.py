@@ -54,7 +54,6 @@ def test_suite_loads_with_nonempty_unique_prompts(name: str) -> None:
     assert all(p.text.strip() and p.template.strip() and p.id.strip() for p in prompts)
     assert len({p.id for p in prompts}) == len(prompts)
     assert len({p.text for p in prompts}) == len(prompts)
-    assert all(p.n_chars == len(p.text) for p in prompts)
 
 
 def test_ids_are_unique_across_suites() -> None:

@@ -16,8 +16,8 @@ from energybench.cli import main
 from energybench.report.best import OBJECTIVES
 from energybench.report.build import build_report
 from energybench.report.export import LATENCY_RESULTS_COLUMNS, POWER_LOGS_COLUMNS
-from energybench.report.synthetic import GENERATOR, generate_results, small_spec
 from energybench.results import ResultsStore, read_runs, read_samples, runs_frame
+from energybench.testing.synthetic_results import GENERATOR, generate_results, small_spec
 
 FAST = dict(figures=False, n_boot=500)
 
@@ -56,7 +56,7 @@ def test_outputs_written(built, results):
     runs = read_runs(results)
     assert runs["model_sha256"][0] in md and runs["model_sha256"][0] in html
     for text in ("intel-rapl:0/energy_uj", "nvmlDeviceGetTotalEnergyConsumption", "synthetic-desktop",
-                 "sample_period_s", "llama.cpp build.system_info"):
+                 "sampler.period_s", "llama.cpp build.system_info"):
         assert text in md
     summary = json.loads(files["json"].read_text())
     assert {r["objective"] for r in summary["recommendations"]} == set(OBJECTIVES)
@@ -257,10 +257,27 @@ def test_cli_json_and_errors(results, tmp_path, capsys):
     assert rc == 0 and "threads=" in text and "report.html" in text and "median [95% CI]" in text
 
 
-def test_generator_writes_what_a_sweep_writes(results):
+def _engine_metadata_keys(monkeypatch) -> set[str]:
+    """The top-level keys of the metadata the engine writes (no machine probed: stand-ins)."""
+    from types import SimpleNamespace
+
+    from energybench.backends.base import BackendInfo
+    from energybench.engine import results_dir
+
+    monkeypatch.setattr(results_dir, "memory_bandwidth_gbs", lambda: None)
+    monkeypatch.setattr(results_dir, "_gpus", lambda: [])
+    plan = SimpleNamespace(kind="sweep", config={}, config_hash="h", gpu_protocol=None)
+    selection = SimpleNamespace(meters=[], domains=[], warnings=[])
+    return set(results_dir.metadata(plan, backend_info=BackendInfo(name="llama.cpp", version="0"), selection=selection,
+                                    models={}, sampler=SimpleNamespace(period_s=0.05, nice=19)))
+
+
+def test_generator_writes_what_a_sweep_writes(results, monkeypatch):
     runs = read_runs(results)
     meta = json.loads((results / "metadata.json").read_text())
-    assert meta["generator"] == GENERATOR and "idle_baselines" in meta and "clock_offset_ns" in meta
+    assert meta["generator"] == GENERATOR
+    assert set(meta) - {"generator", "schema_version"} == _engine_metadata_keys(monkeypatch)
+    assert meta["status"] == "running"  # parts only: a sweep in progress
     assert runs["is_warmup"].sum() == 8 and (runs["status"] == "failed").sum() == 1
     ok = runs.filter(pl.col("status") == "ok")
     # energy totals = top-level domains only (the RAPL core domain is inside the package)
@@ -269,6 +286,21 @@ def test_generator_writes_what_a_sweep_writes(results):
         assert row["energy_j"] == pytest.approx(top)
         assert np.isclose(row["energy_net_j"], row["energy_j"] - row["idle_power_w"] * row["window_s"])
     assert runs_frame(ok.head(1).to_dicts()).height == 1  # rows conform to RUNS_SCHEMA
+    # the stored metric columns are the metrics vocabulary's, computed from the stored columns
+    from energybench.engine.session import STORED_METRICS
+    from energybench.metrics import row_metrics
+
+    row = ok.row(0, named=True)
+    assert row_metrics(row, STORED_METRICS) == pytest.approx({m: row[m] for m in STORED_METRICS})
+
+
+def test_generator_consolidated_is_a_finished_sweep(tmp_path):
+    from energybench.results import read_metadata
+
+    generate_results(tmp_path / "r", small_spec(n_failed=1), layout="consolidated")
+    meta = read_metadata(tmp_path / "r")
+    assert meta["status"] == "partial" and len(meta["failed_points"]) == 1 and meta["n_runs_failed"] == 1
+    assert not (tmp_path / "r" / "parts").exists() or not any((tmp_path / "r" / "parts").iterdir())
 
 
 @pytest.mark.slow
@@ -306,7 +338,7 @@ def test_domain_table_has_a_system_total_per_configuration_and_phase(tmp_path):
     import re
 
     from energybench.report import build_report
-    from energybench.report.synthetic import generate_results, small_spec
+    from energybench.testing.synthetic_results import generate_results, small_spec
 
     generate_results(tmp_path / "r", small_spec())
     build_report([tmp_path / "r"], tmp_path / "out", formats=("md",), figures=False)

@@ -10,7 +10,7 @@ from PIL import Image
 
 from energybench.report.build import build_report
 from energybench.report.figures import FIGURES
-from energybench.report.synthetic import generate_results, small_spec
+from energybench.testing.synthetic_results import generate_results, small_spec
 
 
 def _check_png(path: Path) -> None:

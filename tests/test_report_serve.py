@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from energybench.report.serve import serve_report
-from energybench.report.synthetic import generate_results, small_spec
 from energybench.results import ResultsStore, read_metadata, read_runs, read_samples
+from energybench.testing.synthetic_results import generate_results, small_spec
 
 FAST = dict(figures=False, n_boot=300)
 

@@ -11,7 +11,6 @@ from energybench.report.fmt import fmt_ci, fmt_num
 from energybench.report.stats import (
     _boot_block,
     _median_ci_block,
-    bootstrap_ci,
     bootstrap_diff,
     config_stats,
     config_warnings,
@@ -20,9 +19,14 @@ from energybench.report.stats import (
 )
 
 
+def one_ci(x, **kw) -> tuple[float, float]:
+    res = grouped_bootstrap(x, np.zeros(x.size, dtype=np.int64), 1, **kw)
+    return float(res.lo[0]), float(res.hi[0])
+
+
 def test_mean_ci_matches_normal_theory():
     x = np.random.default_rng(42).normal(10.0, 2.0, size=400)
-    lo, hi = bootstrap_ci(x, stat="mean", n_boot=4000, seed=1)
+    lo, hi = one_ci(x, stat="mean", n_boot=4000, seed=1)
     half = 1.96 * x.std(ddof=1) / np.sqrt(x.size)  # ~0.196
     assert lo < x.mean() < hi
     assert (hi - lo) / 2 == pytest.approx(half, rel=0.12)
@@ -32,7 +36,7 @@ def test_median_ci_agrees_with_naive_resampling():
     x = np.random.default_rng(7).normal(0.0, 1.0, size=900)
     rng = np.random.default_rng(0)
     naive = np.quantile([np.median(x[rng.integers(0, x.size, x.size)]) for _ in range(3000)], [0.025, 0.975])
-    lo, hi = bootstrap_ci(x, stat="median", n_boot=3000, seed=3)
+    lo, hi = one_ci(x, stat="median", n_boot=3000, seed=3)
     assert lo == pytest.approx(naive[0], abs=0.02) and hi == pytest.approx(naive[1], abs=0.02)
 
 

@@ -163,9 +163,16 @@ def test_idle_baseline_from_a_running_sampler():
     counter = ClockMeter("ctr", "energy", 7.5)
     power = ClockMeter("pwr", "power", 21.0)
     with Sampler(opened(counter, power), period_s=0.01) as s:
-        idle = idle_baseline(s, 0.3)
+        frame, t0, t1 = s.measure_idle(0.3)
+    assert t1 - t0 >= 0.3e9 and set(frame["run_id"]) == {"idle"}
+    idle = idle_baseline(frame, s.domains, t0, t1)
     assert idle["ctr-0"] == pytest.approx(7.5, rel=0.005)
     assert idle["pwr-0"] == pytest.approx(21.0)
+
+
+def test_measure_idle_needs_a_positive_duration():
+    with pytest.raises(ValueError):
+        Sampler([]).measure_idle(0)
 
 
 def test_rejects_bad_period():
@@ -187,7 +194,7 @@ def test_accepts_a_selection_or_its_meters_but_not_bare_meters():
         Sampler([ClockMeter("ctr", "energy", 1.0)])
 
 
-def test_idle_baseline_positional_frame_form():
+def test_idle_baseline_from_a_frame():
     counter = ClockMeter("ctr", "energy", 12.0)
     pairs = opened(counter)
     s = Sampler(pairs)

@@ -77,7 +77,8 @@ def measure_command(argv: list[str], selection: Selection, *, period_s: float = 
     idle: dict[str, float] = {}
     with sampler:
         if idle_s > 0:
-            idle = idle_baseline(sampler, idle_s)
+            idle_frame, i0, i1 = sampler.measure_idle(idle_s)
+            idle = idle_baseline(idle_frame, sampler.domains, i0, i1)
         t0 = sampler.mark()
         try:
             proc = subprocess.Popen(cmd, env=env, cwd=cwd)

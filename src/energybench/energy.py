@@ -25,7 +25,6 @@ platform domain and contains the package).
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,18 +47,11 @@ SHORT_WINDOW_FACTOR = 10.0
 #: GpuIdle, application clocks, sync boost and display clock settings are not throttling).
 THROTTLE_MASK = 0x4 | 0x8 | 0x20 | 0x40 | 0x80
 
-#: The RUNS_SCHEMA columns :func:`run_energy_columns` fills, in schema order.
+#: The RUNS_SCHEMA energy columns (``RunEnergy.columns``), in schema order.
 ENERGY_COLUMNS = (
     "energy_source", "meters", "energy_j", "energy_net_j", "prefill_energy_j", "decode_energy_j",
     "prefill_energy_net_j", "decode_energy_net_j", "idle_power_w", "avg_power_w", "peak_power_w",
     "sample_jitter_p99_ms", "domains", "flag_short_window", "flag_estimate", "flag_throttled",
-)
-
-#: Keys of one ``domains`` struct (results.DOMAIN_STRUCT), in order.
-DOMAIN_STRUCT_KEYS = (
-    "domain", "meter", "kind", "component", "parent", "estimate", "source", "update_period_s",
-    "sample_period_s", "n_samples", "energy_j", "energy_net_j", "prefill_energy_j",
-    "decode_energy_j", "avg_power_w", "peak_power_w", "idle_power_w",
 )
 
 
@@ -76,19 +68,6 @@ def counter_delta(prev: int, cur: int, max_range: int) -> int:
     if cur >= prev:
         return cur - prev
     return max_range - prev + cur
-
-
-def unwrap_counter(raw: Sequence[int] | np.ndarray, max_range: int) -> np.ndarray:
-    """Cumulative increase since the first raw read of a wrapping counter (int64 array, raw unit).
-
-    Assumes at most one wrap between consecutive reads (read at least every few seconds).
-    """
-    arr = np.asarray(raw, dtype=np.int64)
-    if arr.size == 0:
-        return arr.copy()
-    d = np.diff(arr)
-    d = np.where(d < 0, d + np.int64(max_range), d)
-    return np.concatenate([[0], np.cumsum(d, dtype=np.int64)])
 
 
 # ----------------------------------------------------------------------------- series
@@ -190,16 +169,6 @@ def window_energy(series: Series, t0_ns: int, t1_ns: int) -> float:
     """Energy (J) of one domain over ``[t0, t1]`` (interpolated ends; see module docstring)."""
     e = cumulative_at(series, np.array([t0_ns, t1_ns], dtype=np.int64))
     return float(e[1] - e[0])
-
-
-def grid_energies(series: Series, t0_ns: int, t1_ns: int, interval_ns: int) -> np.ndarray:
-    """Energies (J) of consecutive intervals of ``interval_ns`` covering ``[t0, t1]``.
-
-    The last partial interval is merged into the one before it. A window shorter than one
-    interval gives one interval: the whole window.
-    """
-    edges = grid_edges(t0_ns, t1_ns, interval_ns)
-    return np.diff(cumulative_at(series, edges))
 
 
 def grid_edges(t0_ns: int, t1_ns: int, interval_ns: int) -> np.ndarray:
@@ -534,32 +503,6 @@ def _total_peak(counted: list[DomainEnergy], series: Mapping[tuple[str, str], Se
     return float(np.max(total / (np.diff(edges) / 1e9)))
 
 
-def energy_columns(domains: Sequence[Domain], samples: pl.DataFrame | Mapping[tuple[str, str], Series],
-                   t_start_ns: int, t_prefill_end_ns: int | None, t_end_ns: int,
-                   idle_power_w: Mapping[str, float] | None = None, *,
-                   jitter_p99_ms: float | None = None,
-                   rise_s: Mapping[str, float] | None = None) -> dict[str, Any]:
-    """:func:`run_energy_columns` with the run timestamps positional, in time order."""
-    return run_energy_columns(domains, samples, t_start_ns=t_start_ns, t_end_ns=t_end_ns,
-                              t_prefill_end_ns=t_prefill_end_ns, idle_power_w=idle_power_w,
-                              jitter_p99_ms=jitter_p99_ms, rise_s=rise_s)
-
-
-def run_energy_columns(domains: Sequence[Domain], samples: pl.DataFrame | Mapping[tuple[str, str], Series], *,
-                       t_start_ns: int, t_end_ns: int, t_prefill_end_ns: int | None = None,
-                       idle_power_w: Mapping[str, float] | None = None,
-                       jitter_p99_ms: float | None = None,
-                       rise_s: Mapping[str, float] | None = None) -> dict[str, Any]:
-    """Exactly the RUNS_SCHEMA energy columns (:data:`ENERGY_COLUMNS`) of one run.
-
-    ``t_prefill_end_ns`` None: prefill/decode columns stay null (e.g. ``measure -- CMD``).
-    ``rise_s``: rise time to discard per domain (the GPU protocol; see :func:`attribute_domain`).
-    """
-    return attribute_run(domains, samples, t_start_ns=t_start_ns, t_end_ns=t_end_ns,
-                         t_prefill_end_ns=t_prefill_end_ns, idle_power_w=idle_power_w,
-                         jitter_p99_ms=jitter_p99_ms, rise_s=rise_s).columns
-
-
 # ----------------------------------------------------------------------------- idle baseline
 
 
@@ -590,52 +533,19 @@ def idle_power_from_series(domain: Domain, series: Series, t0_ns: int, t1_ns: in
     return float(np.median(power))
 
 
-def idle_baseline(source: Any, seconds: float | Sequence[Domain] | None = None, t0_ns: int | None = None,
-                  t1_ns: int | None = None, *, domains: Sequence[Domain] | None = None) -> dict[str, float]:
-    """Idle power per domain key (W): the median over an idle window. Two forms::
+def idle_baseline(samples: pl.DataFrame, domains: Sequence[Domain], t0_ns: int, t1_ns: int) -> dict[str, float]:
+    """Idle power per domain key (W): the median over the idle window ``[t0_ns, t1_ns]``.
 
-        idle_baseline(sampler, seconds)                    # waits `seconds`, measuring
-        idle_baseline(samples, domains, t0_ns, t1_ns)      # from a SAMPLES_SCHEMA frame
-
-    ``source``: a running :class:`~energybench.sampling.Sampler` (then this call *waits* ``seconds``
-    while the machine idles, between two boundary reads), or a SAMPLES_SCHEMA frame (then the
-    window is ``[t0_ns, t1_ns]``, by default the last ``seconds`` of the frame, or all of it).
-    ``domains``: needed for update periods and kinds (a frame alone gives kinds from its units
-    and assumes a 0.1 s update period).
+    ``samples``: a SAMPLES_SCHEMA frame covering the window (e.g. from
+    :meth:`~energybench.sampling.Sampler.measure_idle`); ``domains`` give kinds and update periods.
+    A domain without samples, or whose samples do not cover the window, gets no entry.
     """
-    if seconds is not None and not isinstance(seconds, (int, float)):
-        domains, seconds = list(seconds), None
-    if hasattr(source, "mark") and hasattr(source, "to_frame"):
-        if seconds is None or seconds <= 0:
-            raise ValueError("idle_baseline on a sampler needs seconds > 0")
-        start = source.mark()
-        time.sleep(seconds)
-        end = source.mark()
-        frame = source.to_frame("idle", start, end)
-        return idle_baseline(frame, domains=domains or source.domains, t0_ns=start, t1_ns=end)
-    frame = source
-    series = series_from_frame(frame)
-    if not series:
-        return {}
-    if domains is None:
-        domains = [Domain(name=dom, kind=s.kind, meter=meter, component="other", source="samples",
-                          update_period_s=0.1) for (meter, dom), s in series.items()]
-    t_all_lo = min(int(s.t_ns[0]) for s in series.values())
-    t_all_hi = max(int(s.t_ns[-1]) for s in series.values())
-    hi = t_all_hi if t1_ns is None else int(t1_ns)
-    if t0_ns is not None:
-        lo = int(t0_ns)
-    elif seconds is not None:
-        lo = max(hi - int(seconds * 1e9), t_all_lo)
-    else:
-        lo = t_all_lo
+    series = series_from_frame(samples)
     keys = domain_keys(domains)
     out: dict[str, float] = {}
     for d in domains:
         s = series.get((d.meter, d.name))
-        if s is None:
-            continue
-        p = idle_power_from_series(d, s, lo, hi)
+        p = None if s is None else idle_power_from_series(d, s, int(t0_ns), int(t1_ns))
         if p is not None:
             out[keys[(d.meter, d.name)]] = p
     return out

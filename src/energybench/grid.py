@@ -36,15 +36,6 @@ class LoadGroup:
     key: str
     points: tuple[RunPoint, ...]
 
-    @property
-    def model(self) -> str:
-        return self.points[0].model
-
-    @property
-    def load_fields(self) -> dict[str, Any]:
-        """The load-time settings every point of the group shares (``plan.LOAD_FIELDS``)."""
-        return {k: getattr(self.points[0], k) for k in LOAD_FIELDS}
-
     def __len__(self) -> int:
         return len(self.points)
 

@@ -212,7 +212,8 @@ def heading(name: str) -> str:
 
 
 def glossary_markdown() -> str:
-    """The README's metric glossary as a Markdown table (name, label, unit, formula)."""
-    lines = ["| metric | shown as | unit | formula |", "|---|---|---|---|"]
-    lines += [f"| `{m.name}` | {m.label} | {m.unit} | {m.formula} |" for m in METRICS.values()]
+    """The README's metric glossary as a Markdown table (name, label, unit, which way is better, formula)."""
+    lines = ["| metric | shown as | unit | better | formula |", "|---|---|---|---|---|"]
+    lines += [f"| `{m.name}` | {m.label} | {m.unit} | {'lower' if m.lower_is_better else 'higher'} | {m.formula} |"
+              for m in METRICS.values()]
     return "\n".join(lines)

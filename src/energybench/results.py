@@ -152,10 +152,6 @@ SAMPLES_SCHEMA: dict[str, pl.DataType] = {
 SAMPLE_AUX_COLUMNS = [c for c in SAMPLES_SCHEMA if c not in ("run_id", "meter", "domain", "t_ns", "value", "unit")]
 
 
-def empty_runs() -> pl.DataFrame:
-    return pl.DataFrame(schema=RUNS_SCHEMA)
-
-
 def empty_samples() -> pl.DataFrame:
     return pl.DataFrame(schema=SAMPLES_SCHEMA)
 
@@ -168,13 +164,6 @@ def runs_frame(rows: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
         if extra:
             raise ValueError(f"unknown runs columns: {sorted(extra)}")
     return pl.DataFrame([{k: row.get(k) for k in RUNS_SCHEMA} for row in rows], schema=RUNS_SCHEMA)
-
-
-def samples_frame(rows: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
-    rows = list(rows)
-    if not rows:
-        return empty_samples()
-    return pl.DataFrame([{k: row.get(k) for k in SAMPLES_SCHEMA} for row in rows], schema=SAMPLES_SCHEMA)
 
 
 def conform(df: pl.DataFrame, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
@@ -317,20 +306,6 @@ class ResultsStore:
                     p.unlink(missing_ok=True)
                     n += 1
         return n
-
-    def done_run_ids(self) -> set[str]:
-        """run_ids whose row is durably on disk (the part file is the truth; the journal a log)."""
-        done: set[str] = set()
-        if self.parts.is_dir():
-            for p in self.parts.glob("runs-*.parquet"):
-                try:
-                    done.update(pl.read_parquet(p, columns=["run_id"])["run_id"].to_list())
-                except Exception:  # a torn file cannot exist (atomic rename), but never trust disk
-                    continue
-        cons = self.root / "runs.parquet"
-        if cons.exists():
-            done.update(pl.read_parquet(cons, columns=["run_id"])["run_id"].to_list())
-        return done
 
     def consolidate(self) -> tuple[Path, Path]:
         """Merge parts into runs.parquet / samples.parquet, then remove the merged parts."""

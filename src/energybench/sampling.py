@@ -34,7 +34,7 @@ DEFAULT_PERIOD_S = 0.02
 #: After this many consecutive failed reads a meter is read only every RETRY_FAILED_S.
 FAILURES_BEFORE_BACKOFF = 5
 RETRY_FAILED_S = 1.0
-#: Keep at most this many error records (the count keeps going).
+#: Keep at most this many error records (later failures are not recorded).
 MAX_ERRORS_KEPT = 200
 
 
@@ -115,15 +115,14 @@ def default_sampler_nice() -> int:
         return DEFAULT_SAMPLER_NICE
 
 
-def _set_thread_nice(nice: int) -> bool:
-    """Set the calling thread's nice value (Linux gives every thread its own); False if not applied."""
+def _set_thread_nice(nice: int) -> None:
+    """Set the calling thread's nice value (Linux gives every thread its own); best effort."""
     if nice == 0 or not sys.platform.startswith("linux"):
-        return nice == 0
+        return
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
-        return True
     except (OSError, AttributeError):
-        return False
+        pass
 
 
 class Sampler:
@@ -140,11 +139,9 @@ class Sampler:
         self._jitter: deque[tuple[int, int]] = deque(maxlen=jitter_keep)  # (intended_ns, jitter_ns)
         self._jlock = threading.Lock()
         self._errors: list[SampleError] = []
-        self.n_errors = 0
         self.n_missed_ticks = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.nice_applied: bool | None = None
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -193,14 +190,13 @@ class Sampler:
             return r
 
     def _record_error(self, meter: str, exc: BaseException) -> None:
-        self.n_errors += 1
         if len(self._errors) < MAX_ERRORS_KEPT:
             msg = getattr(exc, "one_line", None)
             text = msg() if callable(msg) else f"{type(exc).__name__}: {exc}"
             self._errors.append(SampleError(time.monotonic_ns(), meter, text))
 
     def _loop(self) -> None:
-        self.nice_applied = _set_thread_nice(self.nice)
+        _set_thread_nice(self.nice)
         period_ns = int(self.period_s * 1e9)
         start = time.monotonic_ns()
         k = 0
@@ -243,6 +239,21 @@ class Sampler:
                 if r is not None:
                     times.append(r.t_ns)
         return round(sum(times) / len(times)) if times else t
+
+    def measure_idle(self, seconds: float, run_id: str = "idle") -> tuple[pl.DataFrame, int, int]:
+        """Wait ``seconds`` between two boundary reads while the machine idles (the sampler running).
+
+        Returns the window's SAMPLES_SCHEMA frame and its bounds ``(frame, t0_ns, t1_ns)``, ready for
+        :func:`energybench.energy.idle_baseline`. Every meter is read once more after the window, so
+        a power meter (not read by :meth:`mark`) has a sample past its end even when a tick is late.
+        """
+        if not seconds > 0:
+            raise ValueError(f"an idle window needs seconds > 0, not {seconds!r}")
+        t0 = self.mark()
+        time.sleep(seconds)
+        t1 = self.mark()
+        self.read_all()
+        return self.to_frame(run_id, t0, t1), t0, t1
 
     # ------------------------------------------------------------------ access
     @property
@@ -339,10 +350,6 @@ class Sampler:
             while self._jitter and self._jitter[0][0] < t_ns:
                 self._jitter.popleft()
         return dropped
-
-    def n_readings(self) -> dict[str, int]:
-        return {t.meter.name: len(t.t) for t in self._tracks}
-
 
 def frames_concat(frames: Iterable[pl.DataFrame]) -> pl.DataFrame:
     """Concatenate SAMPLES_SCHEMA frames (empty input gives an empty frame)."""

@@ -16,7 +16,6 @@ import sys
 import tempfile
 import threading
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from energybench.backends.base import (
@@ -308,8 +307,3 @@ def _build_flags(system_info: str) -> dict[str, str]:
             if k:
                 flags[k] = v.strip()
     return flags
-
-
-def model_is_gguf(path: Path) -> bool:
-    with open(path, "rb") as f:
-        return f.read(4) == b"GGUF"

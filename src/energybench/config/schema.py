@@ -276,14 +276,6 @@ class Repetitions(_Strict):
         _exactly_one_of(data, ("fixed", "adaptive"), "fixed: N or adaptive: {target_ci_pct, min, max, metric}")
         return data
 
-    @property
-    def min_reps(self) -> int:
-        return self.fixed if self.fixed is not None else self.adaptive.min  # type: ignore[union-attr]
-
-    @property
-    def max_reps(self) -> int:
-        return self.fixed if self.fixed is not None else self.adaptive.max  # type: ignore[union-attr]
-
 
 class UntilIdle(_Strict):
     """Wait until total power is within ``within_pct`` % of the idle baseline for ``hold_s``
@@ -534,10 +526,6 @@ class SweepConfig(_Strict):
 
         data = auto(self.model_dump(mode="json", exclude_none=True))
         return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100, allow_unicode=True)
-
-    def runs_per_point(self) -> tuple[int, int]:
-        """(fewest, most) runs of one point, warm-ups included."""
-        return self.warmup + self.repetitions.min_reps, self.warmup + self.repetitions.max_reps
 
 
 # ----------------------------------------------------------------------------- computed from a config

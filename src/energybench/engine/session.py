@@ -89,10 +89,7 @@ class Session:
     def idle_baseline(self, seconds: float, name: str) -> None:
         """Measure power with nothing running for ``seconds``; record it (samples and metadata)."""
         self.events(ev.IdleStarted(seconds=seconds, name=name))
-        t0 = self.sampler.mark()
-        time.sleep(seconds)
-        t1 = self.sampler.mark()
-        samples = self.sampler.to_frame(name, t0, t1)
+        samples, t0, t1 = self.sampler.measure_idle(seconds, name)
         self.idle_power_w = idle_baseline(samples, self.domains, t0, t1) if self.domains else {}
         self.store.add_samples(name, samples)
         baselines = self.store.read_metadata().get("idle_baselines", [])
@@ -193,9 +190,11 @@ class Session:
                                 min_window_s=p.min_window_s)
         started_at = datetime.now(UTC)
         self.events(ev.RunStarted(run_id=run_id, warmup=is_warmup))
+        self.sampler.read_all()  # every meter, power ones included, has a reading just before the window
         m0 = self.sampler.mark()
         res = self.backend.run(p.context_params(len(prep.prompt_tokens)), req)
         m1 = self.sampler.mark()
+        self.sampler.read_all()  # ... and just after it, however late the sampler's next tick is
         row = self._base_row(prep, run_id=run_id, rep_index=rep_index, is_warmup=is_warmup,
                              point_index=point_index, started_at=started_at, load_s=load_s)
         row["gap_before_s"] = gap

@@ -204,7 +204,7 @@ class EstimateMeter:
                                        f"visible logical CPUs; {how}")
         return spec.tdp_w, f"TDP {spec.tdp_w:g} W; {how}"
 
-    def _source(self, tdp_eff: float, how: str) -> str:
+    def _source(self, how: str) -> str:
         f = self.idle_fraction
         return (f"ESTIMATE: P = TDP x ({f:g} + {1 - f:g} x utilisation), {how}; utilisation of "
                 f"{self._n_cpus} logical CPUs from /proc/stat (psutil.cpu_times); CodeCarbon-style model, "
@@ -234,7 +234,7 @@ class EstimateMeter:
             self._pending = 0.0
             self._opened = True
             self._domain = Domain(name=DOMAIN_NAME, kind="energy", meter=self.name, component="cpu",
-                                  source=self._source(tdp, how), update_period_s=1.0 / _user_hz(),
+                                  source=self._source(how), update_period_s=1.0 / _user_hz(),
                                   estimate=True)
         return [self._domain]
 
@@ -260,8 +260,3 @@ class EstimateMeter:
     def close(self) -> None:
         with self._lock:
             self._opened = False
-
-    @property
-    def tdp_eff_w(self) -> float:
-        """The effective TDP (W) in use since :meth:`open`."""
-        return self._tdp_eff

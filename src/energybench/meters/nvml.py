@@ -50,18 +50,6 @@ INSTANT_UPDATE_PERIOD_S = 0.1
 #: nvmlDeviceGetPowerUsage is a 1 s average on Ampere (except GA100) and newer (NVML API Reference Guide).
 AVERAGE_UPDATE_PERIOD_S = 1.0
 
-#: Clocks-event reasons that mean the GPU was actually slowed down (power cap, thermal, HW
-#: slowdown, power brake). ``GpuIdle`` (0x1), ``ApplicationsClocksSetting`` (0x2), ``SyncBoost``
-#: (0x10) and ``DisplayClockSetting`` (0x100) are not throttling. Values from pynvml
-#: ``nvmlClocksEventReason*``.
-THROTTLE_MASK = (
-    pynvml.nvmlClocksEventReasonSwPowerCap
-    | pynvml.nvmlClocksEventReasonHwSlowdown
-    | pynvml.nvmlClocksEventReasonSwThermalSlowdown
-    | pynvml.nvmlClocksEventReasonHwThermalSlowdown
-    | pynvml.nvmlClocksEventReasonHwPowerBrakeSlowdown
-)
-
 PART_TIME_CAVEAT = (
     "CAVEAT (A100/H100): the power sensor observes only ~25% of each 100 ms period (Yang et al., "
     "SC'24, 'Part-time Power Measurements'); naive energy is off by 39% on average -- use windows "
@@ -87,10 +75,6 @@ _LOST = frozenset({
     pynvml.NVML_ERROR_NOT_FOUND,
     pynvml.NVML_ERROR_RESET_REQUIRED,
 })
-
-AUX_CHANNELS = ("sm_clock_mhz", "mem_clock_mhz", "temperature_c", "pstate", "throttle_reasons",
-                "mem_used_bytes")
-
 
 class GpuLost(MeterError):
     """A GPU disappeared while being measured (NVML_ERROR_GPU_IS_LOST / NOT_FOUND / RESET_REQUIRED)."""
@@ -471,13 +455,6 @@ def _clocks_event_reasons(handle: Any) -> int:
         if _code(exc) != pynvml.NVML_ERROR_FUNCTION_NOT_FOUND:
             raise
         return pynvml.nvmlDeviceGetCurrentClocksThrottleReasons(handle)
-
-
-def is_throttled(reasons: float | int | None) -> bool:
-    """True when a ``throttle_reasons`` aux value has a real slowdown bit (see :data:`THROTTLE_MASK`)."""
-    if reasons is None or reasons != reasons:  # None or NaN
-        return False
-    return bool(int(reasons) & THROTTLE_MASK)
 
 
 # ------------------------------------------------------------------------------------ inventory

@@ -33,7 +33,8 @@ WINDOWS_DLL = "EnergyLib64.dll"
 
 EOL_NOTE = "Intel Power Gadget reached end of life in Oct 2023; Intel names PCM as its successor"
 
-MSR_FUNC_FREQ, MSR_FUNC_POWER, MSR_FUNC_TEMP, MSR_FUNC_LIMIT = 0, 1, 2, 3
+#: EnergyLib ``GetMsrFunc`` code of a power MSR (0 frequency, 1 power, 2 temperature, 3 power limit).
+MSR_FUNC_POWER = 1
 
 #: Power MSRs expose cumulative energy read at each ReadSample; RAPL counters refresh about
 #: every 1 ms underneath (Intel SDM Vol. 3B §15.10, RAPL interfaces).

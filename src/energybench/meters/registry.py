@@ -154,15 +154,6 @@ class Selection:
         """True when any energy number will be an estimate."""
         return any(d.estimate for d in self.domains)
 
-    def describe(self) -> dict[str, Any]:
-        """JSON-able summary for results metadata."""
-        return {
-            "meters": self.names,
-            "domains": [d.to_dict() for d in self.domains],
-            "probes": {k: {"available": p.available, "reason": p.reason, "fix": p.fix} for k, p in self.probes.items()},
-            "warnings": list(self.warnings),
-        }
-
     def close(self) -> None:
         for o in self.opened:
             try:

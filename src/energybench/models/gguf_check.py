@@ -281,15 +281,6 @@ def _parse(p: Path, f: BinaryIO, file_size: int) -> GGUFInfo:
                     file_size=file_size)
 
 
-def looks_like_gguf(path: Path | str) -> bool:
-    """True when the file starts with the GGUF magic (no further checks)."""
-    try:
-        with open(path, "rb") as f:
-            return f.read(4) == GGUF_MAGIC
-    except OSError:
-        return False
-
-
 def file_identity(path: Path | str) -> tuple[int, int]:
     """(size_bytes, mtime_ns) of a file: cheap change detection for cached checksums."""
     st = os.stat(path)

@@ -188,7 +188,3 @@ class Manifest:
     def put(self, entry: ModelEntry) -> None:
         with self.editing() as entries:
             entries[entry.name] = entry
-
-    def remove(self, name: str) -> ModelEntry | None:
-        with self.editing() as entries:
-            return entries.pop(name, None)

@@ -491,8 +491,3 @@ def list_models() -> list[ResolvedModel]:
     """Every model in the cache manifest, by name."""
     entries = Manifest().entries()
     return [_to_resolved(entries[name], name) for name in sorted(entries)]
-
-
-def known_refs_help() -> str:
-    """One line for ``--help``: the known aliases and shapes."""
-    return f"aliases: {known_aliases_text()}; shapes: {', '.join(SHAPES)}"

@@ -52,17 +52,12 @@ FILLER_SEPARATOR = "\n\n"
 
 @dataclass(frozen=True)
 class Prompt:
-    """One prompt of a suite. ``n_chars`` is the length in characters (the study's
-    ``prompt_length_chars``); its length in tokens depends on the model's tokenizer."""
+    """One prompt of a suite (its length in tokens depends on the model's tokenizer)."""
 
     suite: str
     id: str
     text: str
     template: str
-
-    @property
-    def n_chars(self) -> int:
-        return len(self.text)
 
     def spec(self) -> PromptSpec:
         """The :class:`~energybench.point.PromptSpec` that selects this prompt."""

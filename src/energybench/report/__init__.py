@@ -7,10 +7,12 @@ Public API::
     measure_memory_bandwidth(*, size_mb=256, repeats=5, n_threads=None) -> float  # GB/s
     serve_report(dirs, out_dir=None, *, port=0, ...) -> ReportServer             # live dashboard
 
-Modules: :mod:`.metrics` (per-run metrics, lazy polars), :mod:`.stats` (bootstrap CIs, warnings),
+Modules: :mod:`.load` (result sets), :mod:`.metrics` (the report's tables over runs and samples;
+per-run metrics are :mod:`energybench.metrics`), :mod:`.stats` (bootstrap CIs, warnings),
 :mod:`.best` (recommendations, Pareto), :mod:`.analysis` (everything a report shows),
-:mod:`.figures` (plotnine), :mod:`.render` (Markdown/HTML/JSON), :mod:`.export` (CSV),
-:mod:`.serve` (live dashboard), :mod:`.synthetic` (test data generator), :mod:`.bandwidth`.
+:mod:`.figures` (plotnine), :mod:`.sections` and :mod:`.tables` (the words and tables both
+renderings share), :mod:`.markdown`, :mod:`.html`, :mod:`.jsonsummary`, :mod:`.export` (CSV),
+:mod:`.serve` (live dashboard), :mod:`.bandwidth`.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["ReportServer", "ReportSummary", "build_report", "measure_memory_bandwidth", "serve_report"]
 
 
-def __getattr__(name: str) -> Any:  # lazy: the runner imports measure_memory_bandwidth without polars/plotnine
+def __getattr__(name: str) -> Any:  # lazy: the engine imports measure_memory_bandwidth without polars/plotnine
     if name in ("build_report", "ReportSummary"):
         from energybench.report import build
 

@@ -25,7 +25,9 @@ from energybench.report.bandwidth import measure_memory_bandwidth
 from energybench.report.best import Recommendation
 from energybench.report.figures import FIGURES, FigureFile, build_figures, save_figures
 from energybench.report.load import ResultSet, load_result_set, unique_labels
-from energybench.report.render import render_html, render_markdown, summary_dict
+from energybench.report.html import render_html
+from energybench.report.jsonsummary import summary_dict
+from energybench.report.markdown import render_markdown
 from energybench.report.stats import DEFAULT_N_BOOT
 from energybench.results import atomic_write_bytes, atomic_write_json
 

@@ -147,14 +147,6 @@ def grouped_bootstrap(values: np.ndarray, groups: np.ndarray, n_groups: int, *, 
     return GroupStats(point, lo, hi, counts)
 
 
-def bootstrap_ci(x: Sequence[float] | np.ndarray, *, stat: str = "median", n_boot: int = DEFAULT_N_BOOT,
-                 conf: float = DEFAULT_CONF, seed: int = 0) -> tuple[float, float]:
-    """Percentile-bootstrap CI of the median (or mean) of ``x`` (NaN ignored)."""
-    x = np.asarray(x, dtype=np.float64)
-    res = grouped_bootstrap(x, np.zeros(x.size, dtype=np.int64), 1, stat=stat, n_boot=n_boot, conf=conf, seed=seed)
-    return float(res.lo[0]), float(res.hi[0])
-
-
 def bootstrap_diff(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, *, stat: str = "median",
                    n_boot: int = DEFAULT_N_BOOT, conf: float = DEFAULT_CONF, seed: int = 0) -> DiffResult:
     """Bootstrap of stat(b) - stat(a), each sample resampled independently.

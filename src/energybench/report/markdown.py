@@ -1,0 +1,118 @@
+"""The report as Markdown: the words of :mod:`.sections` and the tables of :mod:`.tables`, laid out
+as GitHub-flavoured Markdown (figures linked as ``figures/<name>.png``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from energybench.report import sections as S
+from energybench.report.analysis import Analysis
+from energybench.report.figures import FigureFile
+from energybench.report.tables import Table, compare_table, domain_table, pareto_table, provenance, \
+    results_columns, roofline_table
+
+
+def md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    def esc(s: str) -> str:
+        return str(s).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(esc(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _table(t: Table) -> str:
+    return md_table(t.header, t.rows)
+
+
+def _inline(p: S.Paragraph) -> str:
+    return "".join(f"`{x.text}`" if isinstance(x, S.Code) else f"_{x.text}" if isinstance(x, S.Sub) else x
+                   for x in p)
+
+
+def _heading(section: S.Section) -> list[str]:
+    return [f"## {section.title}", ""]
+
+
+def render_markdown(a: Analysis, figures: Sequence[FigureFile], *, generated_at: datetime | None = None) -> str:
+    """The report as Markdown (figures linked as ``figures/<name>.png``)."""
+    ts = (generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S UTC")
+    sources = ", ".join(f"`{rs.root}`" + (f" ({rs.label})" if a.multi_set else "") for rs in a.sets)
+    out = [f"# {S.TITLE}", "", S.generated(ts, sources) + ".", ""]
+    for part in (_summary(a), _recommendations(a), _pareto(a), _race(a), _roofline(a), _compare(a), _results(a),
+                 _domains(a), _figures(figures), _provenance(a)):
+        out += part
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _summary(a: Analysis) -> list[str]:
+    out = _heading(S.SUMMARY) + [S.summary_line(a) + ".", ""]
+    if a.warnings:
+        out += [f"**{S.WARNINGS_LABEL}**", ""] + [f"- {S.WARNING_MARK} {w}" for w in a.warnings] + [""]
+    return out + [S.STATISTICS_NOTE, ""]
+
+
+def _recommendations(a: Analysis) -> list[str]:
+    out = _heading(S.RECOMMENDATIONS)
+    groups = S.recommendation_groups(a)
+    if not groups:
+        out += [S.RECOMMENDATIONS.empty, ""]
+    for title, items in groups:
+        out += [f"### {title}", ""]
+        out += [f"- **{r.label}**: {r.config} -- {r.value} ({r.n}); {r.verdict}"
+                + (f" {S.WARNING_MARK} {'; '.join(r.warnings)}" if r.warnings else "") for r in items]
+        out.append("")
+    return out
+
+
+def _pareto(a: Analysis) -> list[str]:
+    t = pareto_table(a)
+    return _heading(S.PARETO) + [_table(t), ""] if t else []
+
+
+def _race(a: Analysis) -> list[str]:
+    return _heading(S.RACE) + [_inline(S.race_paragraph(a)), ""] if a.windows else []
+
+
+def _roofline(a: Analysis) -> list[str]:
+    t = roofline_table(a)
+    if t is None:
+        return _heading(S.ROOFLINE) + [_inline(S.roofline_unavailable(a)), ""]
+    return _heading(S.ROOFLINE) + [_inline(S.roofline_paragraph(a)), "", _table(t), ""]
+
+
+def _compare(a: Analysis) -> list[str]:
+    if not a.multi_set:
+        return []
+    t = compare_table(a)
+    return _heading(S.COMPARE) + [_table(t) if t.rows else S.COMPARE.empty, ""]
+
+
+def _results(a: Analysis) -> list[str]:
+    cols = results_columns(a)
+    rows = [[c.text(r) for c in cols] for r in a.cfg.iter_rows(named=True)]
+    return _heading(S.RESULTS) + [md_table([c.header for c in cols], rows) if rows else S.RESULTS.empty, ""]
+
+
+def _domains(a: Analysis) -> list[str]:
+    t = domain_table(a)
+    return _heading(S.DOMAINS) + [_inline(S.DOMAINS_NOTE), "", _table(t), ""] if t else []
+
+
+def _figures(figures: Sequence[FigureFile]) -> list[str]:
+    out = _heading(S.FIGURES)
+    for f in figures:
+        out += [f"### {f.title}", "", f"![{f.title}](figures/{f.name}.png)", "", f.caption, ""]
+    return out if figures else out + [S.FIGURES.empty, ""]
+
+
+def _provenance(a: Analysis) -> list[str]:
+    out = _heading(S.PROVENANCE)
+    for p in provenance(a):
+        if a.multi_set:
+            out += [f"### {p.label}", ""]
+        for t in (p.items, p.models, p.meters):
+            if t is not None:
+                out += [_table(t), ""]
+    return out
