@@ -109,6 +109,10 @@ def test_flag_conflicting_with_a_file_value() -> None:
 def test_built_in_names_and_nothing_to_do() -> None:
     assert resolve_config("quick").source.endswith("quick.yaml")
     assert resolve_config(None, default="quick").source.endswith("quick.yaml")
+    tuned = resolve_config(None, flags("sweep", "--cpu-tdp-w", "6"), default="quick")  # flags over the default
+    assert tuned.cpu_tdp_w == 6 and tuned.name == "quick" and "flags" in tuned.source
+    own = resolve_config(None, flags("sweep", "-m", "synthetic:tiny"), default="quick")  # a model: no default
+    assert own.name == "sweep" and own.source == "command line"
     with pytest.raises(UsageError, match="nothing to measure"):
         resolve_config(None)
     with pytest.raises(ConfigError, match="no model given"):

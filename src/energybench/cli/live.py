@@ -37,7 +37,8 @@ def run_line(e: ev.RunFinished) -> str:
     for name, value in e.metrics.items():
         if value is not None:
             m = METRICS[name]
-            parts.append(f"{m.label} {value:.4g} {m.unit}" + (est if m.unit.startswith("J") else ""))
+            number = f"{value:.0f}" if abs(value) >= 1e4 else f"{value:.4g}"
+            parts.append(f"{m.label} {number} {m.unit}" + (est if m.unit.startswith("J") else ""))
     return " · ".join(parts)
 
 

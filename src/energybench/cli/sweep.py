@@ -97,7 +97,7 @@ def sweep(
     flags = given_flags(context, FIELDS)
     cfg = resolve_config(config, flags, resume_dir=resume, default=DEFAULT)
     quiet = quiet or as_json
-    if config is None and resume is None and not flags and not quiet:
+    if config is None and resume is None and not any(f.path == "models" for f in flags) and not quiet:
         err_console.print(f"no config given: running the built-in [bold]{DEFAULT}[/bold] sweep ({cfg.source})")
     plan = plan_from_config(cfg)
     view = LiveView(plan.runs_total(), quiet=quiet)

@@ -99,7 +99,7 @@ def resolve_config(config: str | os.PathLike[str] | None = None, flags: Sequence
     """The one way from what a command was given to a validated config.
 
     ``config``: a YAML file or a built-in example's name (``quick``); without one, a resumed
-    directory's stored config, else ``default`` (a built-in name) when no flag is given either.
+    directory's stored config, else ``default`` (a built-in name) unless a flag names the models.
     ``flags`` are applied over that base (:func:`apply_flags`).
     """
     from energybench.examples import builtin_config
@@ -107,7 +107,7 @@ def resolve_config(config: str | os.PathLike[str] | None = None, flags: Sequence
     path = config
     if config is not None and not Path(config).exists():
         path = builtin_config(str(config)) or config
-    if path is None and resume_dir is None and not flags and default is not None:
+    if path is None and resume_dir is None and default is not None and not any(f.path == "models" for f in flags):
         path = builtin_config(default)
     base = load_config(path) if path is not None else _stored_config(resume_dir) if resume_dir is not None else None
     if base is None and not flags:
