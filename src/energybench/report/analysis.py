@@ -123,71 +123,22 @@ def analyze(sets: Sequence[ResultSet], *, window_s: float | None = None, n_boot:
             seed: int = 0, measured_bandwidth_gbs: float | None = None) -> Analysis:
     """Compute every table of the report. ``measured_bandwidth_gbs`` fills sets whose metadata lacks it."""
     sets = list(sets)
-    warnings: list[str] = []
-    bandwidth: dict[str, tuple[float | None, str]] = {}
-    for rs in sets:
-        if rs.memory_bandwidth_gbs is not None:
-            bandwidth[rs.label] = (rs.memory_bandwidth_gbs, "from metadata.json")
-        elif measured_bandwidth_gbs is not None:
-            bandwidth[rs.label] = (measured_bandwidth_gbs, "measured now by the report with a numpy copy; valid "
-                                                           "only if this machine ran the sweep")
-        else:
-            bandwidth[rs.label] = (None, "missing")
+    bandwidth = {rs.label: _bandwidth(rs, measured_bandwidth_gbs) for rs in sets}
     lf = pl.concat([_prepare(rs, bandwidth[rs.label][0]) for rs in sets], how="vertical_relaxed")
-    lf = M.run_metrics(lf, memory_bandwidth_gbs=pl.col("_bw")).with_columns(_workload_expr())
-    runs = lf.collect()
-
-    valid_lf = M.valid_runs(runs.lazy())
+    runs = M.run_metrics(lf, memory_bandwidth_gbs=pl.col("_bw")).with_columns(_workload_expr()).collect()
     if window_s is not None:
         win = runs.select("workload").unique().with_columns(race_window_s=pl.lit(float(window_s)))
         window_source = f"set with --window ({fmt_num(window_s)} s)"
     else:
-        win = M.default_race_window(valid_lf, ["workload"]).collect()
+        win = M.default_race_window(M.valid_runs(runs.lazy()), ["workload"]).collect()
         window_source = "the slowest configuration's median end-to-end time, per workload"
     runs = with_race_to_sleep(runs.lazy().join(win.lazy(), on="workload", how="left"),
-                                pl.col("race_window_s")).collect()
+                              pl.col("race_window_s")).collect()
     windows = {r["workload"]: r["race_window_s"] for r in win.iter_rows(named=True)
                if r["race_window_s"] is not None}
     valid = M.valid_runs(runs.lazy()).collect()
-
-    keys = ["set", "point_id"]
     knobs = [k for k in M.KNOB_COLUMNS if k in runs.columns]
-    wcols = ["workload", *M.WORKLOAD_COLUMNS, "model", "model_sha256", "model_size_bytes"]
-    base = (runs.group_by(keys).agg(
-        *[pl.col(c).drop_nulls().first() for c in [*knobs, *wcols]],
-        n_runs=pl.len(),
-        n_failed=(pl.col("status") != "ok").sum(),
-        n_warmup=pl.col("is_warmup").fill_null(False).sum(),
-        first_point_index=pl.col("point_index").min(),
-        errors=pl.col("error").drop_nulls().unique().head(3),
-    ))
-    flags = valid.group_by(keys).agg(
-        n_short_window=pl.col("flag_short_window").fill_null(False).sum(),
-        n_throttled=pl.col("flag_throttled").fill_null(False).sum(),
-        any_estimate=(pl.col("flag_estimate").fill_null(False) | (pl.col("energy_source") == "estimate")).any(),
-        any_synthetic=(pl.col("model_synthetic").fill_null(False) | pl.col("flag_synthetic_model").fill_null(False)).any(),
-        has_energy=pl.col("has_energy").any(),
-        energy_sources=pl.col("energy_source").drop_nulls().unique().sort().str.join(","),
-        **{m: pl.col(m).median() for m in MEDIAN_METRICS if m in valid.columns},
-        **{m: pl.col(m).max() for m in PEAK_METRICS},
-        race_window_s=pl.col("race_window_s").first(),
-    )
-    stats = config_stats(valid, keys, CI_METRICS, n_boot=n_boot, seed=seed)
-    cfg = (base.join(flags, on=keys, how="left").join(stats, on=keys, how="left")
-           .with_columns(n_reps=pl.col("n_reps").fill_null(0),
-                         n_short_window=pl.col("n_short_window").fill_null(0),
-                         n_throttled=pl.col("n_throttled").fill_null(0),
-                         any_estimate=pl.col("any_estimate").fill_null(False),
-                         any_synthetic=pl.col("any_synthetic").fill_null(False),
-                         has_energy=pl.col("has_energy").fill_null(False)))
-    # metric columns absent because no valid run exists yet
-    missing = [m for m in (*CI_METRICS, *MEDIAN_METRICS) if m not in cfg.columns]
-    cfg = cfg.with_columns([pl.lit(None, dtype=pl.Float64).alias(m) for m in missing])
-    cfg = cfg.with_columns(warnings=config_warnings(cfg))
-    cfg = with_pareto(cfg, group_cols=["set", "workload"])
-    sort_cols = ["set", "workload", *[k for k in ("n_gpu_layers", "n_threads", "n_batch", "n_ubatch") if k in cfg.columns]]
-    cfg = cfg.sort(sort_cols, nulls_last=True)
-
+    cfg = _configurations(runs, valid, knobs, n_boot=n_boot, seed=seed)
     varied = independent_knobs(cfg, knobs)
     shown = varied or [k for k in ("n_threads", "n_gpu_layers", "n_batch") if k in knobs]
     workloads = (valid.group_by("workload").len().sort(["len", "workload"], descending=[True, False])["workload"].to_list()
@@ -201,16 +152,58 @@ def analyze(sets: Sequence[ResultSet], *, window_s: float | None = None, n_boot:
 
     recs = recommend(cfg, values, group_cols=["set", "workload"], knob_cols=shown, fmt=fmt_num,
                      n_boot=n_boot, seed=seed)
+    return Analysis(sets=sets, runs=runs, cfg=cfg, domains=M.domain_summary(runs.lazy()).collect(),
+                    provenance=M.domain_provenance(runs.lazy()).collect(), recommendations=recs,
+                    warnings=_global_warnings(sets, runs, valid, cfg, bandwidth, windows, window_s), varied=varied,
+                    workloads=workloads, windows=windows, window_source=window_source, bandwidth=bandwidth,
+                    timeline_runs=_timeline_runs(valid, cfg, recs))
 
-    runs_lf = runs.lazy()
-    domains = M.domain_summary(runs_lf).collect()
-    provenance = M.domain_provenance(runs_lf).collect()
 
-    warnings.extend(_global_warnings(sets, runs, valid, cfg, bandwidth, windows, window_s))
-    timeline = _timeline_runs(valid, cfg, recs)
-    return Analysis(sets=sets, runs=runs, cfg=cfg, domains=domains, provenance=provenance, recommendations=recs,
-                    warnings=warnings, varied=varied, workloads=workloads, windows=windows,
-                    window_source=window_source, bandwidth=bandwidth, timeline_runs=timeline)
+def _bandwidth(rs: ResultSet, measured_gbs: float | None) -> tuple[float | None, str]:
+    """The memory bandwidth of a set's machine (GB/s) and where it comes from."""
+    if rs.memory_bandwidth_gbs is not None:
+        return rs.memory_bandwidth_gbs, "from metadata.json"
+    if measured_gbs is not None:
+        return measured_gbs, "measured now by the report with a numpy copy; valid only if this machine ran the sweep"
+    return None, "missing"
+
+
+def _configurations(runs: pl.DataFrame, valid: pl.DataFrame, knobs: list[str], *, n_boot: int,
+                    seed: int) -> pl.DataFrame:
+    """One row per (set, point_id): knobs, workload, counts, flags, metric medians and CIs, warnings,
+    Pareto membership; sorted by set, workload and the main knobs."""
+    keys = ["set", "point_id"]
+    wcols = ["workload", *M.WORKLOAD_COLUMNS, "model", "model_sha256", "model_size_bytes"]
+    base = runs.group_by(keys).agg(
+        *[pl.col(c).drop_nulls().first() for c in [*knobs, *wcols]],
+        n_runs=pl.len(), n_failed=(pl.col("status") != "ok").sum(),
+        n_warmup=pl.col("is_warmup").fill_null(False).sum(), first_point_index=pl.col("point_index").min(),
+        errors=pl.col("error").drop_nulls().unique().head(3),
+    )
+    flags = valid.group_by(keys).agg(
+        n_short_window=pl.col("flag_short_window").fill_null(False).sum(),
+        n_throttled=pl.col("flag_throttled").fill_null(False).sum(),
+        any_estimate=(pl.col("flag_estimate").fill_null(False) | (pl.col("energy_source") == "estimate")).any(),
+        any_synthetic=(pl.col("model_synthetic").fill_null(False) | pl.col("flag_synthetic_model").fill_null(False)).any(),
+        has_energy=pl.col("has_energy").any(),
+        energy_sources=pl.col("energy_source").drop_nulls().unique().sort().str.join(","),
+        **{m: pl.col(m).median() for m in MEDIAN_METRICS if m in valid.columns},
+        **{m: pl.col(m).max() for m in PEAK_METRICS},
+        race_window_s=pl.col("race_window_s").first(),
+    )
+    stats = config_stats(valid, keys, CI_METRICS, n_boot=n_boot, seed=seed)
+    cfg = (base.join(flags, on=keys, how="left").join(stats, on=keys, how="left")
+           .with_columns(n_reps=pl.col("n_reps").fill_null(0), n_short_window=pl.col("n_short_window").fill_null(0),
+                         n_throttled=pl.col("n_throttled").fill_null(0),
+                         any_estimate=pl.col("any_estimate").fill_null(False),
+                         any_synthetic=pl.col("any_synthetic").fill_null(False),
+                         has_energy=pl.col("has_energy").fill_null(False)))
+    # metric columns absent because no valid run exists yet
+    missing = [m for m in (*CI_METRICS, *MEDIAN_METRICS) if m not in cfg.columns]
+    cfg = cfg.with_columns([pl.lit(None, dtype=pl.Float64).alias(m) for m in missing])
+    cfg = with_pareto(cfg.with_columns(warnings=config_warnings(cfg)), group_cols=["set", "workload"])
+    order = [k for k in ("n_gpu_layers", "n_threads", "n_batch", "n_ubatch") if k in cfg.columns]
+    return cfg.sort(["set", "workload", *order], nulls_last=True)
 
 
 def _global_warnings(sets: Sequence[ResultSet], runs: pl.DataFrame, valid: pl.DataFrame, cfg: pl.DataFrame,
