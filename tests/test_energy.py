@@ -13,7 +13,9 @@ from energybench.energy import (
     THROTTLE_MASK,
     attribute_domain,
     attribute_run,
+    DomainEnergy,
     counter_delta,
+    counted_domains,
     cumulative_at,
     domain_keys,
     idle_baseline,
@@ -304,3 +306,13 @@ def test_psys_alone_is_counted_and_replaces_an_estimate():
     f = frame(counter_rows("rapl", "psys", t, 30 * x) + counter_rows("estimate", "cpu-package-0", t, 50 * x))
     c = attribute_run(domains, f, t_start_ns=T_BASE, t_end_ns=T_BASE + S).columns
     assert rel(c["energy_j"], 30.0) < TOL and c["energy_source"] == "measured"
+
+
+def test_a_wall_meter_is_the_total_and_the_others_stand_beside_it():
+    wall = Domain(name="wall", kind="power", meter="wallcsv", component="system", source="test", update_period_s=1.0)
+    cpu = Domain(name="cpu-package-0", kind="energy", meter="rapl", component="cpu", source="test",
+                 update_period_s=0.001)
+    results = [DomainEnergy(domain=d, key=d.name, n_samples=10, sample_period_s=0.02, covered=True, gap_s=0.0,
+                            energy_j=e) for d, e in ((cpu, 10.0), (wall, 30.0))]
+    assert [r.domain.name for r in counted_domains(results)] == ["wall"]
+    assert [r.domain.name for r in counted_domains(results[:1])] == ["cpu-package-0"]  # no wall: the parts

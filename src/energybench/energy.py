@@ -19,7 +19,9 @@ Totals (the run-level ``energy_j`` ...) add top-level domains only (``parent is 
 Documentation/power/powercap/powercap.rst, Intel SDM Vol. 3B §15.10), each domain name once
 (measured meters win over estimates), an estimate domain only when no *measured* domain of the
 same component exists, and ``psys`` only when no measured CPU package domain exists (psys is the
-platform domain and contains the package).
+platform domain and contains the package). A measured ``system`` domain (a wall meter: the whole
+machine, power supply included) contains every other one: when present, it alone is the total and
+the others are reported beside it.
 """
 
 from __future__ import annotations
@@ -387,6 +389,9 @@ def counted_domains(results: Sequence[DomainEnergy]) -> list[DomainEnergy]:
         if cur is None or (cur.domain.estimate and not r.domain.estimate):
             chosen[r.domain.name] = r
     picked = list(chosen.values())
+    whole = [r for r in picked if r.domain.component == "system" and not r.domain.estimate]
+    if whole:  # a meter of the whole machine (a wall meter) contains every other domain: it is the total
+        return whole[:1]
     has_cpu = any(r.domain.component == "cpu" and not r.domain.estimate for r in picked)
     return [r for r in picked if not (r.domain.component == "psys" and has_cpu)]
 

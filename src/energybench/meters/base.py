@@ -12,7 +12,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 DomainKind = Literal["energy", "power"]
-Component = Literal["cpu", "cpu-core", "uncore", "dram", "gpu", "psys", "system", "other"]
+#: What a domain measures. ``psys``: the platform (contains the CPU package and DRAM; counted only
+#: when no CPU package is measured); ``system``: the whole machine at the wall (contains everything;
+#: when measured, it is the run's total); ``accelerator``: an NPU/ANE.
+Component = Literal["cpu", "cpu-core", "uncore", "dram", "gpu", "accelerator", "psys", "system", "other"]
 
 
 @dataclass(frozen=True)
