@@ -156,7 +156,7 @@ def test_amx_detection_and_warning(tmp_path: Path) -> None:
     assert gpu.build_has_amx(SYSINFO_NO_AMX) is False
     assert gpu.build_has_amx("") is None
     warning = gpu.amx_warning(flags, True)
-    assert warning and "ggml_backend_amx_mul_mat" in warning and "repack: false" in warning
+    assert warning and "ggml_backend_amx_mul_mat" in warning and "--no-repack" in warning and "once per machine" in warning
     assert gpu.amx_warning(flags, False) is None
     assert gpu.amx_warning([], True) is None
     no_amx = tmp_path / "cpuinfo2"

@@ -130,9 +130,10 @@ def amx_warning(cpu_flags: list[str], build_amx: bool | None) -> str | None:
         return None
     return ("this CPU has AMX (" + ", ".join(cpu_flags) + ") and this llama.cpp build uses AMX "
             "kernels (AMX_INT8 = 1): on Sapphire Rapids VMs quantized models (Q4_0, Q4_K_M, Q8_0) "
-            "were seen to segfault in ggml_backend_amx_mul_mat during the first decode. Fix: rebuild "
-            "without AMX (this project's pyproject does: `uv sync --reinstall-package "
-            "llama-cpp-python`), or run with `--no-repack` / `repack: false` (disables AMX and weight repacking; slower)")
+            "were seen to segfault in ggml_backend_amx_mul_mat during the first decode. energybench "
+            "tries a tiny quantized run once per machine and build and, if it dies, measures with weight "
+            "repacking off (as --no-repack does; slower). Faster: rebuild without AMX (this project's "
+            "pyproject does: `uv sync --reinstall-package llama-cpp-python`)")
 
 
 # ------------------------------------------------------------------------------ meters

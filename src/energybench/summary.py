@@ -58,8 +58,12 @@ def _domains(ok: pl.DataFrame) -> dict[str, dict[str, Any]]:
 
 
 def _setup_warnings(meta: dict[str, Any]) -> list[str]:
-    """What the measurement's setup said: the meters' warnings, the GPU protocol's changes."""
+    """What the measurement's setup said: the meters' warnings, repacking switched off by the AMX
+    check, the GPU protocol's changes."""
     out = list(meta.get("meter_warnings", []))
+    amx = meta.get("amx") or {}
+    if not amx.get("repack_ok", True):
+        out.append(amx["reason"])
     proto = meta.get("gpu_protocol")
     if proto and proto.get("points"):
         asked = (meta.get("config") or {}).get("repetitions", {}).get("fixed")

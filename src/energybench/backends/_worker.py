@@ -21,7 +21,8 @@ import time
 import traceback
 from typing import Any
 
-# Test hook (never set in normal use): "segv@always", "abort@n_threads=2", "segv@n_batch=64".
+# Test hook (never set in normal use): "segv@always", "abort@n_threads=2", "segv@n_batch=64",
+# "segv@repack=True" (a context or load parameter).
 # The worker then crashes in native code at the start of a matching run — a real crash of a real
 # process, which is what the crash-isolation tests need to exercise.
 CRASH_ENV = "ENERGYBENCH_TEST_CRASH"
@@ -292,7 +293,7 @@ class Engine:
         if n_prompt + n_gen > int(c["n_ctx"]):
             raise WorkerError(f"n_ctx={c['n_ctx']} is smaller than prompt ({n_prompt}) + generation ({n_gen})")
         self._ensure_context(c)
-        _maybe_crash(c, r)
+        _maybe_crash({**json.loads(self.model_key or "{}"), **c}, r)
         ctx, smpl = self.ctx, self.sampler
         mem = ll.llama_get_memory(ctx)
         ll.llama_sampler_reset(smpl)

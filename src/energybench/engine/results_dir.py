@@ -62,7 +62,8 @@ def open_resume(out_dir: Path, plan: Plan, force: bool) -> tuple[ResultsStore, d
     return store, meta, set(runs.filter(pl.col("status") == "ok")["run_id"].to_list())
 
 
-def metadata(plan: Plan, *, backend_info: Any, selection: Any, models: dict[str, Any], sampler: Any) -> dict[str, Any]:
+def metadata(plan: Plan, *, backend_info: Any, selection: Any, models: dict[str, Any], sampler: Any,
+             amx: dict[str, Any]) -> dict[str, Any]:
     """The metadata.json of a results directory (the same keys for measure and sweep, with or
     without meters)."""
     return {
@@ -72,6 +73,7 @@ def metadata(plan: Plan, *, backend_info: Any, selection: Any, models: dict[str,
         **clock_info(),
         "gpus": _gpus(),
         "backend": asdict(backend_info),
+        "amx": amx,  # whether weight repacking (AMX) could stay on here: energybench.amx
         "meters": [{"name": m.name, "description": getattr(m, "description", ""),
                     "estimate": bool(getattr(m, "estimate", False))} for m in selection.meters],
         "domains": [d.to_dict() for d in selection.domains],
@@ -93,7 +95,7 @@ def resumed_metadata(plan: Plan, meta: dict[str, Any], new: dict[str, Any], forc
     resumes = [*meta.get("resumes", []), {"at": datetime.now(UTC).isoformat(), "config_hash": plan.config_hash,
                                          "forced": force}]
     out = {"resumes": resumes, "status": "running", "config_hash": plan.config_hash, "config": plan.config,
-           "models": {**meta.get("models", {}), **new["models"]}}
+           "models": {**meta.get("models", {}), **new["models"]}, "amx": new["amx"]}
     if plan.gpu_protocol is not None:
         gaps = (meta.get("gpu_protocol") or {}).get("gaps_s") or {}
         out["gpu_protocol"] = plan.gpu_protocol.metadata(point_ids=_protocol_points(plan), gaps_s=gaps)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from energybench import amx, defaults
 from energybench import events as ev
 from energybench.backends import create_backend
 from energybench.engine import decisions, results_dir
@@ -23,6 +24,7 @@ from energybench.engine.session import Prepared, Session, backend_mode, point_co
 from energybench.errors import UsageError
 from energybench.gpu import refuse_cpu_only_offload
 from energybench.metrics import row_metrics, with_run_metrics
+from energybench.models import resolve_model
 from energybench.plan import Plan, run_ids
 from energybench.point import RunPoint
 from energybench.results import ResultsStore, read_runs
@@ -97,11 +99,12 @@ def run(plan: Plan, out_dir: Path, *, resume: bool = False, force: bool = False,
         refuse_cpu_only_offload([p.n_gpu_layers for p in plan.points], backend.info().supports_gpu_offload)
         for warning in selection.warnings:
             events(ev.Note(warning))
+        plan, verdict = _amx_checked(plan, backend, events)
         session = Session(store, selection, backend, sample_period_s=plan.sample_period_s, events=events,
                           sweep_id=plan.config_hash or plan.name)
         with session:
             tally = _Tally(n_idle=len(meta.get("idle_baselines", [])))
-            _start(session, plan, selection, meta, resume, force, done_ok)
+            _start(session, plan, selection, meta, resume, force, done_ok, verdict)
             _loop(session, plan, done_ok, tally)
     finally:
         if selection is not None:
@@ -111,14 +114,25 @@ def run(plan: Plan, out_dir: Path, *, resume: bool = False, force: bool = False,
     return _finish(store, plan, session, tally, time.monotonic() - t_wall0)
 
 
+def _amx_checked(plan: Plan, backend: Any, events: ev.EventSink) -> tuple[Plan, amx.AmxVerdict]:
+    """The plan with repacking off when this machine's AMX kernels cannot run (see :mod:`energybench.amx`)."""
+    if not any(p.repack for p in plan.points):
+        return plan, amx.AmxVerdict(checked=False, repack_ok=True, reason="weight repacking not asked for")
+    verdict = amx.check(backend.info(), plan.backend, lambda: str(resolve_model(defaults.MODEL).path))
+    if verdict.repack_ok:
+        return plan, verdict
+    events(ev.Note(verdict.reason))
+    return replace(plan, points=[p.with_(repack=False) for p in plan.points]), verdict
+
+
 def _start(session: Session, plan: Plan, selection: Any, meta: dict[str, Any], resume: bool, force: bool,
-           done_ok: set[str]) -> None:
+           done_ok: set[str], verdict: amx.AmxVerdict) -> None:
     """Resolve every model (syntheses and downloads happen before any measurement), write metadata."""
     for ref in dict.fromkeys(p.model for p in plan.points):
         session.events(ev.ModelResolving(model=ref))
         session.resolve(ref)
     new = results_dir.metadata(plan, backend_info=session.backend.info(), selection=selection,
-                               models=session.models, sampler=session.sampler)
+                               models=session.models, sampler=session.sampler, amx=verdict.to_dict())
     if resume:
         session.store.update_metadata(**results_dir.resumed_metadata(plan, meta, new, force))
     else:
