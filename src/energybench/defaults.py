@@ -111,3 +111,13 @@ GPU_GAP_SEED = 0
 CV_WARN_PCT = 10.0
 #: Fewer measured repetitions than this give only a rough confidence interval (warned).
 MIN_REPS_FOR_CI = 10
+
+# ----------------------------------------------------------------------------- compare and cost
+
+#: Metrics ``compare`` judges when no --metric is given: energy per output token, decode speed,
+#: time to first token (names of :mod:`energybench.metrics`).
+COMPARE_METRICS = ("j_per_output_token", "decode_tok_s", "ttft_ms")
+#: What ``compare`` prints: text, markdown or json.
+COMPARE_FORMAT = "text"
+#: The energy that cost and CO2e are computed from: the gross energy per output token the meters saw.
+COST_ENERGY_METRIC = "j_per_output_token"

@@ -72,7 +72,7 @@ RUNS_SCHEMA: dict[str, pl.DataType] = {
     "model_size_bytes": pl.Int64,
     "model_quant": pl.String,
     "backend": pl.String,  # llama.cpp
-    "backend_mode": pl.String,  # cpu | cuda-partial | cuda-full
+    "backend_mode": pl.String,  # cpu | <backend>-partial | <backend>-full (cuda, metal, vulkan, hip, sycl...; gpu: unknown)
     "load_group": pl.String,
     "n_threads": pl.Int32,
     "n_threads_batch": pl.Int32,
@@ -306,6 +306,38 @@ class ResultsStore:
                     p.unlink(missing_ok=True)
                     n += 1
         return n
+
+    def part_files(self) -> list[Path]:
+        """The part files now on disk (list them before reading, to pass to :meth:`rewrite`)."""
+        return sorted(self.parts.glob("*.parquet")) if self.parts.is_dir() else []
+
+    def rewrite(self, runs: pl.DataFrame, samples: pl.DataFrame, merged_parts: Iterable[Path] = ()) -> None:
+        """Replace every run and sample (an edit of finished results, e.g. ``attach``).
+
+        Both files are written whole under temporary names and fsynced before either is renamed
+        over the old one (samples first: a crash between the renames leaves the old runs beside
+        the new samples, which keep every old sample that was not replaced). ``merged_parts``:
+        the parts the frames were read from (:meth:`part_files` before reading), removed last;
+        parts written meanwhile stay.
+        """
+        staged = []
+        try:
+            for df, schema, name in ((samples, SAMPLES_SCHEMA, "samples.parquet"), (runs, RUNS_SCHEMA, "runs.parquet")):
+                fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.root)
+                os.close(fd)
+                staged.append((Path(tmp), self.root / name))
+                conform(df, schema).write_parquet(tmp, compression="zstd", statistics=True)
+                with open(tmp, "rb+") as f:
+                    os.fsync(f.fileno())
+        except BaseException:
+            for tmp, _ in staged:
+                tmp.unlink(missing_ok=True)
+            raise
+        for tmp, final in staged:
+            os.replace(tmp, final)
+        _fsync_dir(self.root)
+        for p in merged_parts:
+            Path(p).unlink(missing_ok=True)
 
     def consolidate(self) -> tuple[Path, Path]:
         """Merge parts into runs.parquet / samples.parquet, then remove the merged parts."""

@@ -12,7 +12,7 @@ from energybench.cli.app import app, err_console
 from energybench.errors import EnergybenchError
 
 #: Command modules; each registers its commands on ``app`` when imported.
-COMMAND_MODULES = ("fetch", "measure", "sweep", "report", "meters", "config", "doctor")
+COMMAND_MODULES = ("fetch", "measure", "sweep", "report", "compare", "meters", "attach", "config", "doctor")
 
 
 def _load_commands() -> None:

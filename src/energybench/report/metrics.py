@@ -57,12 +57,13 @@ def domain_runs(lf: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def domain_summary(lf: pl.LazyFrame) -> pl.LazyFrame:
-    """Per (set, configuration, domain): median average power, max peak power, median energies."""
+    """Per (set, configuration, domain, meter): median average power, max peak power, median energies
+    (two meters may name a domain alike: a live ``gpu-0`` and an attached nvidia-smi log's)."""
     return (
         valid_runs(domain_runs(lf))
-        .group_by(["set", "point_id", "domain"])
+        .group_by(["set", "point_id", "domain", "meter"])
         .agg(
-            pl.col("meter").first(), pl.col("component").first(), pl.col("parent").first(),
+            pl.col("component").first(), pl.col("parent").first(),
             pl.col("estimate").any(), pl.col("source").first(),
             pl.col("update_period_s").max(), pl.col("sample_period_s").median(),
             n_runs=pl.len(),
@@ -72,7 +73,7 @@ def domain_summary(lf: pl.LazyFrame) -> pl.LazyFrame:
             prefill_energy_j=pl.col("prefill_energy_j").median(), decode_energy_j=pl.col("decode_energy_j").median(),
             j_per_output_token=pl.col("j_per_output_token").median(),
         )
-        .sort(["set", "point_id", "domain"])
+        .sort(["set", "point_id", "domain", "meter"])
     )
 
 

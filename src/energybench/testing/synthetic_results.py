@@ -224,6 +224,8 @@ def _metadata(spec: SyntheticSpec, sha: str, clock_offset_ns: int, t_first_ns: i
                     "system_info": "CPU : SSE3 = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | OPENMP = 1 | REPACK = 1",
                     "supports_gpu_offload": spec.gpu, "devices": ["CUDA0 (synthetic)"] if spec.gpu else [],
                     "build_flags": {}},
+        "amx": {"checked": False, "repack_ok": True, "reason": "no AMX on this CPU or in this llama.cpp build",
+                "cached": False},
         "meters": [{"name": k, "description": f"{k} (synthetic)", "estimate": any(d["estimate"] for d in v)}
                    for k, v in meters.items()],
         "domains": doms,
