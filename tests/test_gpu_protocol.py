@@ -37,7 +37,28 @@ T0 = 9_000 * S
     (-1, None, True, "cuda-full"),
 ])
 def test_backend_mode(ngl: int, n_layer: int | None, supports: bool, expected: str) -> None:
-    assert backend_mode(ngl, n_layer, supports) == expected
+    assert backend_mode(ngl, n_layer, supports, CUDA_BUILD) == expected
+
+
+CUDA_BUILD = ["CPU (Intel(R) Xeon(R), cpu)", "CUDA0 (NVIDIA GeForce RTX 4090, gpu)"]
+
+
+@pytest.mark.parametrize("devices,partial", [
+    (CUDA_BUILD, "cuda-partial"),
+    (["MTL0 (Apple M2 Max, gpu)", "BLAS (Accelerate, accel)", "CPU (Apple M2 Max, cpu)"], "metal-partial"),
+    (["Metal (Apple M1, gpu)"], "metal-partial"),  # builds before Metal's multi-device support
+    (["Vulkan0 (AMD Radeon RX 7900 XTX (RADV NAVI31), gpu)", "CPU (AMD Ryzen 9, cpu)"], "vulkan-partial"),
+    (["ROCm0 (AMD Radeon RX 7900 XTX, gpu)"], "hip-partial"),  # a HIP build names its devices ROCm
+    (["SYCL0 (Intel(R) Arc(TM) A770 Graphics, gpu)"], "sycl-partial"),
+    (["CPU (x, cpu)", "Vulkan0 (Intel(R) Iris(R) Xe Graphics, igpu)", "CUDA0 (NVIDIA RTX A2000, gpu)"],
+     "vulkan-partial"),  # the first GPU device takes the layers
+    (["NPU0 (some accelerator, gpu)"], "gpu-partial"),  # a GPU of a backend energybench does not know
+    (["CPU (x, cpu)"], "gpu-partial"),  # offload supported but no GPU listed (devices_note): unknown
+])
+def test_backend_mode_names_the_device_that_takes_the_layers(devices: list[str], partial: str) -> None:
+    assert backend_mode(11, 22, True, devices) == partial
+    assert backend_mode(-1, 22, True, devices) == partial.replace("-partial", "-full")
+    assert backend_mode(11, 22, False, devices) == backend_mode(0, 22, True, devices) == "cpu"
 
 
 # ----------------------------------------------------------------------------- GpuProtocol
@@ -276,7 +297,7 @@ def test_p2_ablation_offloads_to_all_layers_including_the_output() -> None:
     assert c.grid.n_gpu_layers == [0, 11, 22, 23]
     plan = plan_from_config(c)
     n_layer = 22  # TinyLlama-1.1B (models/shapes.py)
-    modes = {p.n_gpu_layers: backend_mode(p.n_gpu_layers, n_layer, True) for p in plan.points}
+    modes = {p.n_gpu_layers: backend_mode(p.n_gpu_layers, n_layer, True, CUDA_BUILD) for p in plan.points}
     assert modes == {0: "cpu", 11: "cuda-partial", 22: "cuda-partial", 23: "cuda-full"}
     assert {p.min_window_s for p in plan.points if p.n_gpu_layers} == {5.0}
     assert c.gpu_protocol.enabled

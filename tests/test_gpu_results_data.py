@@ -51,7 +51,7 @@ def test_backend_mode_matches_the_offload_request(runs, meta):
     modes = dict(runs.select("n_gpu_layers", "backend_mode").unique().iter_rows())
     assert modes == {0: "cpu", 1: "cuda-partial", 2: "cuda-partial", 3: "cuda-full"}
     for ngl, mode in modes.items():
-        assert backend_mode(ngl, n_layer, meta["backend"]["supports_gpu_offload"]) == mode
+        assert backend_mode(ngl, n_layer, meta["backend"]["supports_gpu_offload"], meta["backend"]["devices"]) == mode
 
 
 def test_gpu_domain_next_to_the_cpu_and_totals(runs):

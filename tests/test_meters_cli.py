@@ -16,7 +16,7 @@ def test_json_report(cli):
     assert proc.returncode == 0, proc.stderr
     rep = json.loads(proc.stdout)
     rows = {r["name"]: r for r in rep["meters"]}
-    assert set(rows) == {"rapl", "nvml", "powergadget", "estimate"}
+    assert set(rows) == {"rapl", "nvml", "amdsmi", "hwmon", "powermetrics", "powergadget", "estimate"}
     for r in rows.values():
         assert r["available"] or (r["reason"] and r["fix"]), r  # every unavailable meter says why and how
     est = rows["estimate"]

@@ -39,7 +39,7 @@ def no_energylib(monkeypatch):
 
 
 def test_registry_names_and_lazy_modules():
-    assert list(REGISTRY) == ["rapl", "nvml", "powergadget", "estimate"]
+    assert list(REGISTRY) == ["rapl", "nvml", "amdsmi", "hwmon", "powermetrics", "powergadget", "estimate"]
     assert [m.name for m in all_meters(sysfs_root="/nonexistent")] == list(REGISTRY)
     assert isinstance(create_meter("rapl", sysfs_root="/x", cpu_tdp_w=5), RaplMeter)  # foreign options ignored
 

@@ -53,7 +53,10 @@ class _Track:
     def __init__(self, meter: PowerMeter, domains: Sequence[Domain]) -> None:
         self.meter = meter
         self.domains = list(domains)
-        self.is_counter = any(d.kind == "energy" for d in self.domains)
+        #: a meter whose readings describe the past (``data_delay_s``: powermetrics emits each sample at
+        #: its end) is never read for a boundary; windows wait up to that long for its data instead
+        self.delay_ns = int(float(getattr(meter, "data_delay_s", 0.0) or 0.0) * 1e9)
+        self.is_counter = any(d.kind == "energy" for d in self.domains) and not self.delay_ns
         self.lock = threading.Lock()  # one read of this meter at a time (thread vs mark)
         self.t: list[int] = []
         self.readings: list[Reading] = []
@@ -283,11 +286,25 @@ class Sampler:
         return out
 
     def to_frame(self, run_id: str, t0_ns: int, t1_ns: int, margin_ns: int = 0) -> pl.DataFrame:
-        """The readings of a window as a SAMPLES_SCHEMA frame (aux channels filled where present)."""
+        """The readings of a window as a SAMPLES_SCHEMA frame (aux channels filled where present).
+
+        A delayed meter (``data_delay_s``) is first given up to that long to deliver a reading at or
+        after ``t1_ns``; one that does not (it stalled or died) leaves the window uncovered.
+        """
+        self._await_delayed(int(t1_ns))
         by_meter = self.samples_between(t0_ns, t1_ns, margin_ns)
         return frames_concat(
             readings_to_frame(run_id, t.meter.name, {d.name: d.kind for d in t.domains}, by_meter.get(t.meter.name, []))
             for t in self._tracks)
+
+    def _await_delayed(self, t_ns: int) -> None:
+        """Give every delayed meter until ``t_ns`` + its delay to deliver a reading at or after ``t_ns``."""
+        for track in self._tracks:
+            while track.delay_ns and not (track.t and track.t[-1] >= t_ns):
+                self._read(track)
+                if time.monotonic_ns() >= t_ns + track.delay_ns:
+                    break
+                time.sleep(0.005)
 
     def latest_power_w(self) -> dict[str, float]:
         """Current power per domain key (W), for a live view.

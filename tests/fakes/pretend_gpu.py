@@ -12,10 +12,14 @@ stand-in's analytic power: synthetic test data, never a measurement.
 Usage (a subprocess, so that LD_LIBRARY_PATH can point pynvml at the stand-in)::
 
     python tests/fakes/pretend_gpu.py sweep --config CFG --out DIR --json
+
+``PRETEND_GPU_DEVICE`` names the pretend device instead (e.g. ``MTL0 (Apple M2 Max, gpu)`` for a
+Metal build), in the worker's ``NAME (description, type)`` form.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -31,7 +35,8 @@ class PretendGpuBackend(LlamaCppBackend):
 
     def info(self) -> BackendInfo:
         info = super().info()
-        return replace(info, supports_gpu_offload=True, devices=[*info.devices, PRETEND_DEVICE])
+        device = os.environ.get("PRETEND_GPU_DEVICE") or PRETEND_DEVICE  # e.g. "MTL0 (Apple M2, gpu)"
+        return replace(info, supports_gpu_offload=True, devices=[*info.devices, device])
 
 
 def install() -> None:

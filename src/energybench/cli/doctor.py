@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from energybench.cli.app import app, console, print_json, warn
@@ -69,9 +70,9 @@ def render_report(r: dict[str, Any]) -> None:
         m.add_column(col, overflow="fold")
     for meter in r["meters"]:
         name = meter["name"] + (" [yellow](estimate)[/yellow]" if meter["estimate"] else "")
-        why = meter["reason"] or ""
+        why = escape(meter["reason"] or "")
         if meter.get("fix") and not meter["available"]:
-            why += f"  [dim]fix: {meter['fix']}[/dim]"
+            why += f"  [dim]fix: {escape(meter['fix'])}[/dim]"
         m.add_row(name, _yes_no(meter["available"]), why)
     console.print(m)
     if r.get("meters_note"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from energybench.cli.app import app, console, err_console, print_json, warn
@@ -55,9 +56,9 @@ def meters_command(
     console.print(_table(report))
     for m in report["meters"]:
         style = "green" if m["available"] else "red"
-        console.print(f"[bold {style}]{m['name']}[/bold {style}]: {m['reason']}", highlight=False, soft_wrap=True)
+        console.print(f"[bold {style}]{m['name']}[/bold {style}]: {escape(m['reason'])}", highlight=False, soft_wrap=True)
         if m.get("fix"):
-            console.print(f"    [cyan]fix:[/cyan] {m['fix']}", highlight=False, soft_wrap=True)
+            console.print(f"    [cyan]fix:[/cyan] {escape(m['fix'])}", highlight=False, soft_wrap=True)
     uses = report["measure_uses"]
     if uses["meters"]:
         label = " (CPU energy is an ESTIMATE)" if uses["estimate"] else ""

@@ -8,6 +8,7 @@ attributed from the samples taken during it, its row made durable before it retu
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,7 @@ from energybench.backends import Backend, GenerationRequest, ModelInfo, RunResul
 from energybench.energy import attribute_run, idle_baseline
 from energybench.engine.decisions import IdleHold
 from energybench.errors import ConfigError, UsageError
+from energybench.gpu import offload_backend
 from energybench.gpu_protocol import GpuProtocol
 from energybench.metrics import itl_columns, row_metrics
 from energybench.plan import Cooldown
@@ -44,9 +46,11 @@ class Prepared:
     backend_mode: str
 
 
-def backend_mode(n_gpu_layers: int, n_layer: int | None, supports_gpu: bool) -> str:
-    """cpu / cuda-partial / cuda-full from the offload request and the model's layer count.
+def backend_mode(n_gpu_layers: int, n_layer: int | None, supports_gpu: bool, devices: Sequence[str]) -> str:
+    """``cpu``, or ``<backend>-partial`` / ``<backend>-full`` from the offload request and the layer count.
 
+    ``<backend>``: the ggml backend of the device that takes the layers (``devices``: BackendInfo.devices,
+    see :func:`energybench.gpu.offload_backend`): cuda, metal, vulkan, hip, sycl..., gpu when unknown.
     llama.cpp counts the output layer as one more offloadable layer: n_layer + 1 (or -1) = all,
     so n_gpu_layers == n_layer (every repeating layer, output layer on the CPU) is still partial.
     ``n_layer`` None (the model could not be read, e.g. for a failed row): a positive request
@@ -54,9 +58,10 @@ def backend_mode(n_gpu_layers: int, n_layer: int | None, supports_gpu: bool) -> 
     """
     if n_gpu_layers == 0 or not supports_gpu:
         return "cpu"
+    backend = offload_backend(devices) or "gpu"
     if n_gpu_layers < 0 or (n_layer is not None and n_gpu_layers >= n_layer + 1):
-        return "cuda-full"
-    return "cuda-partial"
+        return f"{backend}-full"
+    return f"{backend}-partial"
 
 
 class Session:
@@ -158,7 +163,8 @@ class Session:
         if len(tokens) + point.n_gen > n_ctx:
             raise ConfigError(f"n_ctx={n_ctx} is smaller than prompt ({len(tokens)} tokens) + n_gen ({point.n_gen})",
                               hint=f"set n_ctx >= {len(tokens) + point.n_gen} or shorten the prompt")
-        mode = backend_mode(point.n_gpu_layers, info.n_layer, self.backend.info().supports_gpu_offload)
+        build = self.backend.info()
+        mode = backend_mode(point.n_gpu_layers, info.n_layer, build.supports_gpu_offload, build.devices)
         return Prepared(point=point, model=model, model_info=info, prompt_tokens=tuple(tokens), load_s=load_s,
                         backend_mode=mode)
 

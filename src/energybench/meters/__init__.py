@@ -1,7 +1,8 @@
 """Power meters: the protocol (:mod:`.base`) and the registry that finds them by name.
 
-Meter modules (``rapl``, ``nvml``, ``powergadget``, ``estimate``) are imported lazily by the
-registry, so a missing optional library never breaks ``import energybench.meters``.
+Meter modules (``rapl``, ``nvml``, ``amdsmi``, ``hwmon``, ``powermetrics``, ``powergadget``,
+``estimate``) are imported lazily by the registry, so a missing optional library never breaks
+``import energybench.meters``.
 """
 
 from __future__ import annotations

@@ -69,7 +69,7 @@ class ProbeResult:
 class PowerMeter(Protocol):
     """A source of energy or power readings. Register implementations in :mod:`.registry`."""
 
-    name: str  # registry name: "rapl", "nvml", "powergadget", "estimate"
+    name: str  # registry name: "rapl", "nvml", "hwmon", "estimate" ... (meters.registry.REGISTRY)
     description: str
     estimate: bool  # True for modelled (never measured) meters
 

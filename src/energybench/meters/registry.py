@@ -26,6 +26,9 @@ from energybench.meters.base import Domain, PowerMeter, ProbeResult, Reading
 REGISTRY: dict[str, str] = {
     "rapl": "energybench.meters.rapl:RaplMeter",
     "nvml": "energybench.meters.nvml:NvmlMeter",
+    "amdsmi": "energybench.meters.amdsmi:AmdSmiMeter",  # before hwmon: its counter wins for the same GPU
+    "hwmon": "energybench.meters.hwmon:HwmonMeter",
+    "powermetrics": "energybench.meters.powermetrics:PowermetricsMeter",
     "powergadget": "energybench.meters.powergadget:PowerGadgetMeter",
     "estimate": "energybench.meters.estimate:EstimateMeter",
 }
@@ -183,7 +186,7 @@ def _first_clause(text: str) -> str:
 
 def _why_no_cpu(probes: dict[str, ProbeResult]) -> str:
     parts = [f"{n}: {_first_clause(p.reason)}" for n, p in probes.items()
-             if n in ("rapl", "powergadget") and not p.available]
+             if n in ("rapl", "powermetrics", "powergadget") and not p.available]
     return "; ".join(parts) or "no real CPU meter registered"
 
 
