@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from energybench.config import load_config
-from energybench.grid import expand, group_by_load
+from energybench.grid import configuration_ids, expand, group_by_load
 from energybench.plan import summarize
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,7 +24,8 @@ YAMLS = sorted(EXAMPLES.glob("*.yaml"))
 
 def test_examples_exist() -> None:
     names = {p.name for p in EXAMPLES.iterdir()}
-    assert {"quick.yaml", "p1_baseline.yaml", "p2_ablation.yaml", "run_pipeline.sh", "run_pipeline.ps1"} <= names
+    assert {"quick.yaml", "p1_baseline.yaml", "p2_ablation.yaml", "seed_p1.yaml", "seed_p2.yaml", "run_pipeline.sh",
+            "run_pipeline.ps1"} <= names
 
 
 @pytest.mark.parametrize("path", YAMLS, ids=[p.name for p in YAMLS])
@@ -66,6 +67,29 @@ def test_p2_is_the_study_ablation() -> None:
     assert len(group_by_load(expand(c))) == 4  # one load group per GPU-layer setting
     assert c.repetitions.adaptive is not None and c.repetitions.adaptive.metric == "j_per_output_token"
     assert "tinyllama-1.1b-chat:Q4_0" in (EXAMPLES / "p2_ablation.yaml").read_text()
+
+
+def test_seed_p1_is_the_study_p1() -> None:
+    """Per suite, CPU against the GPU with every layer offloaded, 256 generated tokens."""
+    c = load_config(EXAMPLES / "seed_p1.yaml")
+    assert [(g.label, g.n_gpu_layers) for g in c.grids] == [("cpu", [0]), ("gpu", [-1])]
+    assert all(g.n_gen == [256] for g in c.grids)
+    assert all(g.prompt.suites == ["short_dialogue", "analytical_reasoning", "narrative_generation"] for g in c.grids)
+    assert sorted(set(configuration_ids(c).values())) == ["cpu", "gpu"]
+    assert c.repetitions.fixed >= 10 and c.warmup >= 1 and c.idle_baseline_s > 0
+
+
+def test_seed_p2_is_the_study_p2() -> None:
+    """One factor at a time on the short-dialogue suite, 128 tokens: threads 1/4/8 on the CPU, GPU
+    layers 0/11/22, batch 128/512/1024 at 22 layers; batch 128 and 4 threads otherwise (the study's
+    table 1); its ids."""
+    c = load_config(EXAMPLES / "seed_p2.yaml")
+    ids = configuration_ids(c)
+    knobs = {ids[p.point_id]: (p.n_threads, p.n_gpu_layers, p.n_batch) for p in expand(c)}
+    assert knobs == {"cpu-t1": (1, 0, 128), "cpu-t4": (4, 0, 128), "cpu-t8": (8, 0, 128), "gpu-l11": (4, 11, 128),
+                     "gpu-l22": (4, 22, 128), "gpu-b512": (4, 22, 512), "gpu-b1024": (4, 22, 1024)}
+    assert {p.prompt.suite for p in expand(c)} == {"short_dialogue"} and {p.n_gen for p in expand(c)} == {128}
+    assert "gpu-l0 is cpu-t4" in (EXAMPLES / "seed_p2.yaml").read_text()  # says why 7, not 9
 
 
 # ----------------------------------------------------------------------------- shell pipeline
@@ -124,8 +148,25 @@ def test_pipeline_runs_every_step_in_order(tmp_path: Path) -> None:
         f"sweep --config {p1} --out {out}/p1_baseline",
         f"config validate {p2}",
         f"sweep --config {p2} --out {out}/p2_ablation",
-        f"report {out}/p1_baseline -o {out}/report_p1",
-        f"report {out}/p2_ablation -o {out}/report_p2",
+        f"report {out}/p1_baseline -o {out}/report_p1 --export csv",
+        f"report {out}/p2_ablation -o {out}/report_p2 --export csv",
+    ]
+    assert f"report {out}/p2_ablation --serve" in res.stderr  # how to open the dashboard
+
+
+def test_pipeline_cpu_only_and_serve(tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    res = run_pipeline(tmp_path, out, P1_CONFIG="seed_p1", P2_CONFIG="seed_p2", CPU_ONLY="1", SERVE="1", PORT="9001")
+    assert res.returncode == 0, res.stderr
+    assert calls(tmp_path) == [
+        "fetch --synthetic tinyllama-1.1b --quant Q4_0",
+        "config validate seed_p1",
+        f"sweep --config seed_p1 --out {out}/p1_baseline --cpu-only",
+        "config validate seed_p2",
+        f"sweep --config seed_p2 --out {out}/p2_ablation --cpu-only",
+        f"report {out}/p1_baseline -o {out}/report_p1 --export csv",
+        f"report {out}/p2_ablation -o {out}/report_p2 --export csv",
+        f"report {out}/p2_ablation --serve --port 9001",
     ]
 
 
@@ -139,7 +180,7 @@ def test_pipeline_resumes_and_can_skip_ablation(tmp_path: Path) -> None:
         "fetch tinyllama-1.1b-chat:Q4_0",
         f"config validate {EXAMPLES / 'p1_baseline.yaml'}",
         f"sweep --resume {out}/p1_baseline",
-        f"report {out}/p1_baseline -o {out}/report_p1",
+        f"report {out}/p1_baseline -o {out}/report_p1 --export csv",
     ]
 
 
@@ -167,14 +208,53 @@ def test_pipeline_ps1_static() -> None:
     text = PS1.read_text()
     assert "$ErrorActionPreference = 'Stop'" in text
     assert "$LASTEXITCODE" in text
-    for step in ("'fetch'", "'sweep'", "'report'", "'--config'", "'--out'", "'--resume'", "'-o'"):
+    for step in ("'fetch'", "'sweep'", "'report'", "'--config'", "'--out'", "'--resume'", "'-o'", "'--export', 'csv'",
+                 "'--cpu-only'", "'--serve'"):
         assert step in text
-    # balanced brackets outside strings and comments (a cheap syntax check where pwsh is absent)
-    body = re.sub(r"<#.*?#>", "", text, flags=re.S)
-    body = re.sub(r"'[^']*'|\"[^\"]*\"", "''", body)
-    body = re.sub(r"#.*", "", body)
-    for open_, close in ("()", "{}", "[]"):
-        assert body.count(open_) == body.count(close), open_
+
+
+def _powershell_parser():
+    """tree-sitter with the PowerShell grammar (PyPI: tree-sitter, tree-sitter-powershell; dev dependencies)."""
+    try:
+        import tree_sitter
+        import tree_sitter_powershell
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("tree-sitter-powershell is missing: `uv sync` installs the dev dependencies")
+        pytest.skip("tree-sitter / tree-sitter-powershell not installed (uv sync installs the dev dependencies)")
+    return tree_sitter.Parser(tree_sitter.Language(tree_sitter_powershell.language()))
+
+
+def _errors(node, out: list[str]) -> list[str]:
+    if node.is_error or node.is_missing:
+        out.append(f"{node.type} at line {node.start_point[0] + 1}: {node.text[:60]!r}")
+    for child in node.children:
+        _errors(child, out)
+    return out
+
+
+def _commands(node, out: list[str]) -> list[str]:
+    """The text of every command the script runs (tree-sitter-powershell ``command`` nodes)."""
+    if node.type == "command":
+        out.append(node.text.decode())
+    for child in node.children:
+        _commands(child, out)
+    return out
+
+
+def test_pipeline_ps1_parses_with_the_powershell_grammar() -> None:
+    """No PowerShell here: the tree-sitter PowerShell grammar parses the script, without an error
+    node, and finds the steps of run_pipeline.sh in it; a broken copy does not parse."""
+    parser = _powershell_parser()
+    tree = parser.parse(PS1.read_bytes())
+    assert _errors(tree.root_node, []) == []
+    commands = "\n".join(_commands(tree.root_node, []))
+    for step in ("Invoke-Energybench (@('fetch') + $FetchArgs)", "Invoke-Sweep -Config $P1Config -Dir $p1Out",
+                 "Invoke-Sweep -Config $P2Config -Dir $p2Out", "'--export', 'csv'", "'--serve', '--port'",
+                 "'--config', $Config, '--out', $Dir, '--cpu-only'", "'--resume', $Dir"):
+        assert step in commands, step
+    broken = PS1.read_text().replace("if ($LASTEXITCODE -ne 0) {", "if ($LASTEXITCODE -ne 0 {", 1)
+    assert _errors(parser.parse(broken.encode()).root_node, [])
 
 
 def test_pipeline_ps1_parses_in_pwsh() -> None:

@@ -37,5 +37,6 @@ def test_wheel_installs_and_runs(tmp_path):
     assert r.returncode == 0, r.stderr
     assert str(venv) in r.stdout.splitlines()[0]  # imported from the wheel, not the checkout
     assert "quick" in r.stdout and "p1_baseline" in r.stdout and "short_dialogue" in r.stdout
+    assert "seed_p1" in r.stdout and "seed_p2" in r.stdout  # the study's designs, built in
     r = subprocess.run([str(exe), "config", "validate", "quick"], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr

@@ -15,7 +15,8 @@ import pytest
 from energybench.cli import main
 from energybench.report.best import OBJECTIVES
 from energybench.report.build import build_report
-from energybench.report.export import LATENCY_RESULTS_COLUMNS, POWER_LOGS_COLUMNS
+from energybench.report.export import LATENCY_RESULTS_COLUMNS, POWER_LOGS_COLUMNS, POWER_SAMPLES_COLUMNS, \
+    TRACE_COLUMNS
 from energybench.results import ResultsStore, read_runs, read_samples, runs_frame
 from energybench.testing.synthetic_results import GENERATOR, generate_results, small_spec
 
@@ -108,26 +109,43 @@ def test_window_option_and_too_short_window(results, tmp_path):
 
 
 def test_csv_exports(built, results):
+    """The study's files in its layout (measured runs only, one power row per latency row) and ours."""
     tables = built.out_dir / "tables"
     with open(tables / "latency_results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert tuple(rows[0].keys()) == LATENCY_RESULTS_COLUMNS
     runs = read_runs(results)
-    assert len(rows) == runs.height
-    ok = [r for r in rows if "failed" not in r["notes"] and "warmup" not in r["notes"]]
+    measured = runs.filter((pl.col("status") == "ok") & ~pl.col("is_warmup"))
+    assert len(rows) == measured.height < runs.height  # no warm-up, no failed run
     assert all(float(r["latency_ms"]) > 0 and int(r["tokens_generated"]) == 64 and float(r["energy_joules"]) > 0
-               for r in ok)
+               for r in rows)
     assert {r["prompt_id"] for r in rows} == {"sd-01"}
-    assert {r["prompt_template"] for r in rows} == {"greeting"}  # from the shipped suite
+    assert {r["prompt_template"] for r in rows} == {"short_dialogue"}  # the suite, as the study wrote it
     assert {int(r["prompt_length_chars"]) for r in rows} == {len(_sd01())}
-    assert sum("failed: worker was killed by SIGSEGV" in r["notes"] for r in rows) == 1
-    logs = pl.read_csv(tables / "power_logs.csv")
-    assert tuple(logs.columns) == POWER_LOGS_COLUMNS
+    assert {r["backend"] for r in rows} == {"cpu", "gpu"}
+    # configuration ids: base threads 1, 0 layers, batch 128 (the first values of the stored grid)
+    # (one setting away: the study's form; several: every one that differs, dot-separated)
+    assert {r["run_id"] for r in rows} == {"cpu-t1", "cpu-t4", "cpu-b512", "gpu-l22", "cpu.t4.b512", "gpu.t4.l22",
+                                           "gpu.l22.b512", "gpu.t4.l22.b512"}
+    assert [r["timestamp"] for r in rows] == sorted(r["timestamp"] for r in rows)
+    assert rows[0]["timestamp"].startswith("2025-01-06T") and len(rows[0]["timestamp"]) == 23  # naive, ms
+    with open(tables / "power_logs.csv", newline="") as f:
+        logs = list(csv.DictReader(f))
+    assert tuple(logs[0]) == POWER_LOGS_COLUMNS and len(logs) == len(rows)
+    assert [(x["timestamp"], x["backend"], x["energy_joules"]) for x in logs] == \
+        [(r["timestamp"], r["backend"], r["energy_joules"]) for r in rows]
+    # per-run traces: every measured run has a CPU trace, the runs that offload a GPU trace too
+    cpu, gpu = sorted(tables.glob("raw_cpu_power_*.csv")), sorted(tables.glob("raw_gpu_power_*.csv"))
+    assert len(cpu) == len(rows) and len(gpu) == len(rows)  # synthetic: a GPU domain in every run
+    trace = pl.read_csv(gpu[0])
+    assert tuple(trace.columns) == TRACE_COLUMNS and trace.height > 2 and (trace["power_w"] > 0).all()
+    samples_csv = pl.read_csv(tables / "power_samples.csv")
+    assert tuple(samples_csv.columns) == POWER_SAMPLES_COLUMNS
     samples = read_samples(results)
     n_series = samples.select(["run_id", "meter", "domain"]).unique().height
-    assert logs.height == samples.height - n_series  # counters: one power value per interval
-    assert (logs["power_w"] > 0).all()
-    assert logs["timestamp"].str.starts_with("2025-01-06T").all()  # wall clock via clock_offset_ns
+    assert samples_csv.height == samples.height - n_series  # counters: one power value per interval
+    assert (samples_csv["power_w"] > 0).all()
+    assert samples_csv["timestamp"].str.starts_with("2025-01-06T").all()  # wall clock via clock_offset_ns
     for name in ("runs.csv", "configurations.csv", "domains.csv", "domain_runs.csv"):
         assert pl.read_csv(tables / name, infer_schema_length=0).height > 0
 
@@ -269,7 +287,7 @@ def _engine_metadata_keys(monkeypatch) -> set[str]:
     plan = SimpleNamespace(kind="sweep", config={}, config_hash="h", gpu_protocol=None)
     selection = SimpleNamespace(meters=[], domains=[], warnings=[])
     return set(results_dir.metadata(plan, backend_info=BackendInfo(name="llama.cpp", version="0"), selection=selection,
-                                    models={}, sampler=SimpleNamespace(period_s=0.05, nice=19)))
+                                    models={}, sampler=SimpleNamespace(period_s=0.05, nice=19), amx={}))
 
 
 def test_generator_writes_what_a_sweep_writes(results, monkeypatch):
@@ -330,7 +348,8 @@ def test_report_of_a_real_llama_cpp_sweep(tmp_path, cli, tiny_model):
     assert runs["model_sha256"][0] in md and "synthetic:24" in md
     with open(tmp_path / "rep" / "tables" / "latency_results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 8 and {r["tokens_generated"] for r in rows} == {"8"}
+    assert len(rows) == 6 and {r["tokens_generated"] for r in rows} == {"8"}  # measured runs only
+    assert {r["run_id"] for r in rows} == {"cpu-t1", "cpu-t2"}
 
 
 def test_domain_table_has_a_system_total_per_configuration_and_phase(tmp_path):

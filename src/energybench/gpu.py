@@ -17,7 +17,7 @@ import platform
 import re
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from energybench import __version__, sysinfo
@@ -29,8 +29,19 @@ from energybench.errors import BackendError, EnergybenchError, UsageError
 CUDA_INSTALL_ONE_LINER = ("uv sync --reinstall-package llama-cpp-python "
                           "--config-settings-package llama-cpp-python:cmake.define.GGML_CUDA=ON")
 
+#: The same for Apple Silicon: llama.cpp's Metal backend (llama-cpp-python's README: GGML_METAL).
+METAL_INSTALL_ONE_LINER = ("uv sync --reinstall-package llama-cpp-python "
+                           "--config-settings-package llama-cpp-python:cmake.define.GGML_METAL=ON")
+
 #: /proc/cpuinfo flags of Intel AMX.
 AMX_CPU_FLAGS = ("amx_bf16", "amx_tile", "amx_int8", "amx_fp16", "amx_complex")
+
+#: ggml device names -> the llama.cpp backend that owns them (llama.cpp ggml/src/ggml-*: GGML_CUDA_NAME
+#: is "CUDA", "ROCm" in HIP builds and "MUSA" in MUSA builds; Metal's devices are "MTL0"..., "Metal" in
+#: builds before its multi-device support; "Vulkan0", "SYCL0", "GPUOpenCL", "CANN0").
+GGML_GPU_BACKENDS = (("cuda", r"CUDA\d*"), ("hip", r"(?:ROCm|HIP)\d*"), ("musa", r"MUSA\d*"),
+                     ("metal", r"MTL\d*|Metal"), ("vulkan", r"Vulkan\d*"), ("sycl", r"SYCL\d*"),
+                     ("opencl", r"GPUOpenCL|OpenCL\d*"), ("cann", r"CANN\d*"))
 
 # ------------------------------------------------------------------------------ llama.cpp
 def llama_cpp_probe(timeout_s: float = 120.0, python: str | None = None) -> dict[str, Any]:
@@ -96,15 +107,66 @@ def supports_gpu_offload() -> bool:
     return bool(info.get("supports_gpu_offload"))
 
 
-def refuse_cpu_only_offload(n_gpu_layers: Iterable[int], supports_offload: bool) -> None:
+def offload_backend(devices: Iterable[str]) -> str | None:
+    """The backend of the GPU device that takes offloaded layers: the first GPU among ``devices``.
+
+    ``devices``: BackendInfo.devices, ``"NAME (description, type)"`` as the llama.cpp worker lists the
+    ggml devices (type cpu, gpu, igpu or accel). Returns cuda, hip, musa, metal, vulkan, sycl, opencl
+    or cann; ``"gpu"`` for a GPU device of another backend; None when no device is a GPU.
+    """
+    for device in devices:
+        name, _, rest = device.partition(" (")
+        kind = rest.rstrip(")").rsplit(", ", 1)[-1] if rest else ""
+        if kind in ("cpu", "accel"):
+            continue
+        backend = next((b for b, pattern in GGML_GPU_BACKENDS if re.fullmatch(pattern, name.strip())), None)
+        if backend is not None:
+            return backend
+        if kind in ("gpu", "igpu"):
+            return "gpu"
+    return None
+
+
+def gpu_build_hint() -> str:
+    """How to install a llama-cpp-python that offloads, for this OS."""
+    if sys.platform == "darwin":
+        return f"install a Metal build: {METAL_INSTALL_ONE_LINER}, or use n_gpu_layers 0"
+    return f"install a CUDA build: {CUDA_INSTALL_ONE_LINER} (see docs/cuda.md), or use n_gpu_layers 0"
+
+
+def _natural(name: str) -> list[Any]:
+    """Sort key that orders ``gpu-b512`` before ``gpu-b1024``."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def needs_gpu(n_gpu_layers: int) -> bool:
+    """Whether a point with this ``n_gpu_layers`` offloads to a GPU (0 keeps every layer on the CPU)."""
+    return n_gpu_layers != 0
+
+
+def refuse_cpu_only_offload(n_gpu_layers: Iterable[int], supports_offload: bool,
+                            names: Sequence[str] | None = None) -> None:
     """Raise :class:`UsageError` (exit 2) when some point offloads layers but the build is CPU-only
-    (``supports_offload``: the build's ``llama_supports_gpu_offload()``). The one place this rule lives."""
-    layers = sorted({n for n in n_gpu_layers if n != 0})
-    if layers and not supports_offload:
-        raise UsageError(
-            f"n_gpu_layers {', '.join(map(str, layers))} asks for GPU offload, but the installed llama-cpp-python is "
-            "a CPU-only build (llama_supports_gpu_offload() is false)",
-            hint=f"install a CUDA build: {CUDA_INSTALL_ONE_LINER} (see docs/cuda.md), or use n_gpu_layers 0")
+    (``supports_offload``: the build's ``llama_supports_gpu_offload()``). The one place this rule lives.
+
+    ``names``: the points' configuration ids (parallel to ``n_gpu_layers``): the message then says
+    which configurations cannot run, and that ``--cpu-only`` runs the others."""
+    ngl = list(n_gpu_layers)
+    layers = sorted({n for n in ngl if needs_gpu(n)})
+    if not layers or supports_offload:
+        return
+    which = ""
+    hint = gpu_build_hint()
+    if names is not None:
+        gpu_names = sorted({nm for nm, n in zip(names, ngl, strict=True) if needs_gpu(n)}, key=_natural)
+        n_gpu = sum(needs_gpu(n) for n in ngl)
+        which = (f" in {len(gpu_names)} of {len(set(names))} configurations ({', '.join(gpu_names[:12])}"
+                 f"{', ...' if len(gpu_names) > 12 else ''}; {n_gpu} of {len(ngl)} points)")
+        if n_gpu < len(ngl):
+            hint = f"run the other {len(ngl) - n_gpu} points with --cpu-only (cpu_only: true), or {hint}"
+    raise UsageError(
+        f"n_gpu_layers {', '.join(map(str, layers))} asks for GPU offload{which}, but the installed "
+        "llama-cpp-python is a CPU-only build (llama_supports_gpu_offload() is false)", hint=hint)
 
 
 # ------------------------------------------------------------------------------ CPU / AMX

@@ -82,6 +82,9 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("decode_tok_s", "decode speed", "tok/s", "(n_gen_tokens - n_repeats) / decode_s: tokens after the "
            "first one of each decode, over the decode time", False,
            lambda: safe_div((_col("n_gen_tokens") - _col("n_repeats").fill_null(1)).cast(pl.Float64), _DECODE_S)),
+    Metric("ms_per_output_token", "latency per output token", "ms/tok", "e2e_s x 1e3 / (n_gen_tokens / n_repeats): "
+           "the request's latency over its output tokens (the original study's latency per token)", True,
+           lambda: safe_div(_col("e2e_s") * 1e3, _OUT)),
     Metric("itl_p50_ms", "ITL p50", "ms", "median gap between consecutive generated tokens", True),
     Metric("itl_p95_ms", "ITL p95", "ms", "95th percentile gap between consecutive generated tokens", True),
     # energy of the measured window (stored as the meters saw it)

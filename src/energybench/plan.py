@@ -73,6 +73,10 @@ class Plan:
     #: the GPU measurement protocol for points that offload (None: off); its minimum window is
     #: already in those points, :meth:`repetitions_for` adds its trials
     gpu_protocol: GpuProtocol | None = None
+    #: point_id -> configuration id (``cpu-t4``; :func:`energybench.grid.configuration_ids`)
+    config_ids: dict[str, str] = field(default_factory=dict)
+    #: points of the config left out because they need a GPU and ``cpu_only`` is set
+    left_out: list[RunPoint] = field(default_factory=list)
 
     @property
     def backend(self) -> str:
@@ -123,12 +127,18 @@ def plan_from_config(config: Any, *, kind: str = "sweep") -> Plan:
     """The plan of a validated :class:`~energybench.config.SweepConfig`: its grid expanded and
     ordered, the GPU protocol's window applied to the points that offload."""
     from energybench.config import config_hash
-    from energybench.grid import plan_points
+    from energybench.gpu import needs_gpu
+    from energybench.grid import configuration_ids, plan_points
 
     points = plan_points(config)
+    ids = configuration_ids(config)
+    left_out = [p for p in points if config.cpu_only and needs_gpu(p.n_gpu_layers)]
+    points = [p for p in points if not (config.cpu_only and needs_gpu(p.n_gpu_layers))]
     protocol = GpuProtocol.from_settings(config.gpu_protocol) if config.gpu_protocol.enabled else None
     if protocol is not None:
-        points = [protocol.apply_to_point(p) for p in points]
+        applied = [protocol.apply_to_point(p) for p in points]
+        ids |= {q.point_id: ids[p.point_id] for p, q in zip(points, applied, strict=True)}
+        points = applied
     return Plan(
         name=config.name, points=points, kind=kind, warmup=config.warmup,
         repetitions=_repetitions(config.repetitions), cooldown=_cooldown(config.cooldown),
@@ -136,8 +146,20 @@ def plan_from_config(config: Any, *, kind: str = "sweep") -> Plan:
         max_failures=config.max_failures, meters=None if config.meters == "auto" else list(config.meters),
         sample_period_s=config.sample_period_ms / 1000.0, cpu_tdp_w=config.cpu_tdp_w,
         allow_estimate=config.allow_estimate, config=config.normalized(), config_hash=config_hash(config),
-        gpu_protocol=protocol,
+        gpu_protocol=protocol, config_ids=ids, left_out=left_out,
     )
+
+
+@dataclass(frozen=True)
+class GridSummary:
+    """One grid of a config, as ``energybench config validate`` counts it."""
+
+    index: int  # 1-based
+    label: str | None
+    axis_sizes: dict[str, int]
+    n_points: int
+    n_shared: int  # of n_points, made by an earlier grid too (they run once)
+    configurations: list[str]  # configuration ids, in expansion order
 
 
 @dataclass(frozen=True)
@@ -159,6 +181,11 @@ class PlanSummary:
     order: str = defaults.ORDER
     est_min_duration_s: float = 0.0  # idle baselines + cooldowns + min windows + gaps; inference not included
     cooldown: str = ""
+    #: per grid: label, varied axis sizes, points (and how many an earlier grid already has), ids
+    grids: list[GridSummary] = field(default_factory=list)
+    n_configurations: int = 0  # distinct configuration ids
+    left_out: list[str] = field(default_factory=list)  # ids left out by cpu_only (they need a GPU)
+    n_left_out_points: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -185,6 +212,29 @@ def summarize(config: Any) -> PlanSummary:
         n_load_groups=len(group_by_load(plan.points)), n_loads=count_loads(plan.points), warmup_per_point=plan.warmup,
         reps_min=min((r.lower for r in reps), default=0), reps_max=max((r.upper for r in reps), default=0),
         runs_min=sum(plan.warmup + r.lower for r in reps), runs_max=sum(plan.warmup + r.upper for r in reps),
-        axis_sizes=config.grid.axis_sizes(), order=config.order, est_min_duration_s=float(busy + idle),
-        cooldown=estimate_note(config),
+        axis_sizes=config.all_grids()[0].axis_sizes(), order=config.order, est_min_duration_s=float(busy + idle),
+        cooldown=estimate_note(config), grids=grid_summaries(config, plan.config_ids),
+        n_configurations=len(set(plan.config_ids.values())),
+        left_out=left_out_ids(plan),
+        n_left_out_points=len(plan.left_out),
     )
+
+
+def grid_summaries(config: Any, ids: dict[str, str]) -> list[GridSummary]:
+    """Per grid of ``config``: its varied axes, points, points an earlier grid already makes, ids."""
+    from energybench.grid import grid_point_ids
+
+    out: list[GridSummary] = []
+    seen: set[str] = set()
+    for i, (g, pids) in enumerate(zip(config.all_grids(), grid_point_ids(config), strict=True), start=1):
+        out.append(GridSummary(index=i, label=getattr(g, "label", None), axis_sizes=g.axis_sizes(),
+                               n_points=len(pids), n_shared=sum(p in seen for p in pids),
+                               configurations=list(dict.fromkeys(ids[p] for p in pids if p in ids))))
+        seen.update(pids)
+    return out
+
+
+def left_out_ids(plan: Plan) -> list[str]:
+    """The configuration ids ``cpu_only`` left out, in the config's order."""
+    out = {plan.config_ids[p.point_id] for p in plan.left_out}
+    return [cid for cid in dict.fromkeys(plan.config_ids.values()) if cid in out]

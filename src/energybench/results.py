@@ -32,7 +32,7 @@ SCHEMA_VERSION = 1
 DOMAIN_STRUCT = pl.Struct(
     {
         "domain": pl.String,  # e.g. cpu-package-0, dram-0, gpu-0
-        "meter": pl.String,  # rapl, nvml, powergadget, powerlog, estimate
+        "meter": pl.String,  # a registry name (rapl, nvml, hwmon, ...) or an attached log (powerlog, nvidia-smi, wall-csv)
         "kind": pl.String,  # energy (cumulative counter) | power (sampled watts)
         "component": pl.String,  # cpu, dram, gpu, psys, cpu-core, uncore, ...
         "parent": pl.String,  # domain that contains this one (never added to totals)

@@ -20,7 +20,8 @@ config_app = typer.Typer(
 )
 app.add_typer(config_app, name="config")
 
-FILE_ARG = typer.Argument(..., help="A sweep config YAML file, or a built-in example: quick, p1_baseline, p2_ablation.",
+FILE_ARG = typer.Argument(..., help="A sweep config YAML file, or a built-in example: quick, p1_baseline, p2_ablation, "
+                               "seed_p1, seed_p2.",
                           show_default=False)
 
 
@@ -37,13 +38,14 @@ def human_duration(seconds: float) -> str:
 def _print_summary(source: str, s: PlanSummary) -> None:
     reps = f"{s.reps_min}" if s.reps_min == s.reps_max else f"{s.reps_min}-{s.reps_max} (adaptive)"
     runs = f"{s.runs_min}" if s.runs_min == s.runs_max else f"{s.runs_min}-{s.runs_max}"
-    axes = " x ".join(f"{k} {v}" for k, v in s.axis_sizes.items() if v > 1) or "a single point"
     lines = [
         f"ok: {source}",
         f"  name            {s.name}",
         f"  models          {s.n_models}",
-        f"  grid            {axes}",
-        f"  points          {s.n_points}",
+        *_grid_lines(s),
+        f"  points          {s.n_points}" + (f" ({s.n_configurations} configurations)" if len(s.grids) > 1 else ""),
+        *([f"  left out        {s.n_left_out_points} points that need a GPU (cpu_only): {', '.join(s.left_out)}"]
+          if s.left_out else []),
         f"  load groups     {s.n_load_groups} ({s.n_loads} model load{'s' if s.n_loads != 1 else ''} in {s.order} order)",
         f"  runs            {runs} ({s.warmup_per_point} warm-up + {reps} measured per point)",
         f"  min. duration   {human_duration(s.est_min_duration_s)} (idle baseline + cooldowns; {s.cooldown}; "
@@ -52,6 +54,22 @@ def _print_summary(source: str, s: PlanSummary) -> None:
     ]
     for line in lines:
         console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def _axes(sizes: dict[str, int]) -> str:
+    return " x ".join(f"{k} {v}" for k, v in sizes.items() if v > 1) or "a single point"
+
+
+def _grid_lines(s: PlanSummary) -> list[str]:
+    """``grid`` (one grid), or one line per grid of a union: axes, points, shared points, ids."""
+    if len(s.grids) <= 1:
+        return [f"  grid            {_axes(s.axis_sizes)}"]
+    out = [f"  grids           {len(s.grids)} (a point two grids share runs once)"]
+    for g in s.grids:
+        shared = f", {g.n_shared} already in an earlier grid" if g.n_shared else ""
+        ids = ", ".join(g.configurations[:8]) + (", ..." if len(g.configurations) > 8 else "")
+        out.append(f"    {g.index} {g.label or '-':<6} {_axes(g.axis_sizes)}: {g.n_points} points{shared} ({ids})")
+    return out
 
 
 @config_app.command("schema")

@@ -150,7 +150,7 @@ def measure(
                                                     f"[default: {defaults.IDLE_BASELINE_S:g}]."),
     cooldown: float = typer.Option(None, "--cooldown", help="Fixed seconds between runs [default: until power is "
                                                             f"within {defaults.UNTIL_IDLE_WITHIN_PCT:g}% of idle]."),
-    meter: list[str] = typer.Option(None, "--meter", help="Meter(s) to use (rapl, nvml, powergadget, estimate), or none for time only [default: auto]."),
+    meter: list[str] = typer.Option(None, "--meter", help="Meter(s) to use (`energybench meters` lists them), or none for time only [default: auto]."),
     cpu_tdp_w: float = typer.Option(None, "--cpu-tdp-w", help="CPU TDP in W for the estimate meter."),
     no_estimate: bool = typer.Option(False, "--no-estimate", help="Never fall back to the estimate meter."),
     sample_ms: float = typer.Option(None, "--sample-ms",

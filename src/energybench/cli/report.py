@@ -18,8 +18,10 @@ def report_cmd(
                                                             "(repeat for more)."),
     fmt: str = typer.Option("text", "--format", help="What to print: text (a summary) or json (the summary as "
                                                      "JSON, for CI). report.md/report.html are written either way."),
-    export: list[str] = typer.Option([], "--export", help="Also export: csv (the original study's "
-                                                          "latency_results.csv and power_logs.csv, and our tables)."),
+    export: list[str] = typer.Option([], "--export", help="Also export: csv, into OUT/tables: the original "
+                                                          "study's latency_results.csv, power_logs.csv and "
+                                                          "raw_cpu|gpu_power_<stamp>.csv (its scripts read them), and "
+                                                          "our tables (runs.csv, power_samples.csv, ...)."),
     window: float | None = typer.Option(None, "--window", help="Race-to-sleep window T in seconds "
                                                                "(default: the slowest configuration's time)."),
     measure_bandwidth: bool = typer.Option(False, "--measure-bandwidth", help="Measure this machine's memory "
@@ -80,8 +82,13 @@ def report_cmd(
     if len(groups) > 6:
         console.print(f"... and {len(groups) - 6} more workloads in the report", highlight=False)
     console.print(f"report: {summary.files.get('html') or summary.files.get('md')}", highlight=False, soft_wrap=True)
+    traces = [p for p in summary.exports if p.name.startswith(("raw_cpu_power_", "raw_gpu_power_"))]
     for p in summary.exports:
-        console.print(f"export: {p}", highlight=False, soft_wrap=True)
+        if p not in traces:
+            console.print(f"export: {p}", highlight=False, soft_wrap=True)
+    if traces:
+        console.print(f"export: {len(traces)} power traces {traces[0].parent}/raw_{{cpu,gpu}}_power_<stamp>.csv",
+                      highlight=False, soft_wrap=True)
 
 
 def _cfg(config: dict) -> str:

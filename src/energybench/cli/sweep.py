@@ -41,6 +41,7 @@ FIELDS: dict[str, Field] = {
     "min_window": Field("min_window_s"),
     "max_failures": Field("max_failures"),
     "no_gpu_protocol": Field("gpu_protocol.enabled", convert=off_when_set),
+    "cpu_only": Field("cpu_only", convert=lambda on: True if on else None),
 }
 
 
@@ -48,7 +49,8 @@ FIELDS: dict[str, Field] = {
 def sweep(
     context: typer.Context,
     config: Path = typer.Option(None, "--config", "-c",
-                                help="Sweep config (YAML file, or a built-in name: quick, p1_baseline, p2_ablation) "
+                                help="Sweep config (YAML file, or a built-in name: quick, p1_baseline, p2_ablation, seed_p1, "
+                                     "seed_p2) "
                                      "[default: quick]. Flags below override its fields."),
     out: Path = typer.Option(None, "--out", "-o", help="Results directory [default: config output_dir or results/NAME-TIME]."),
     resume: Path = typer.Option(None, "--resume", help="Continue an interrupted sweep in this directory (runs only what is missing)."),
@@ -71,7 +73,7 @@ def sweep(
                                                             f"is within {defaults.UNTIL_IDLE_WITHIN_PCT:g}% of idle]."),
     idle: float = typer.Option(None, "--idle", help=f"Idle-baseline seconds before the sweep [default: {defaults.IDLE_BASELINE_S:g}]."),
     order: str = typer.Option(None, "--order", help=f"grouped, shuffled or interleaved [default: {defaults.ORDER}]."),
-    meter: list[str] = typer.Option(None, "--meter", help="Meter(s) to use (rapl, nvml, powergadget, estimate), or none for time only [default: auto]."),
+    meter: list[str] = typer.Option(None, "--meter", help="Meter(s) to use (`energybench meters` lists them), or none for time only [default: auto]."),
     cpu_tdp_w: float = typer.Option(None, "--cpu-tdp-w", help="CPU TDP in W for the estimate meter."),
     no_estimate: bool = typer.Option(False, "--no-estimate", help="Never fall back to the estimate meter."),
     sample_ms: float = typer.Option(None, "--sample-ms", help=f"Sampling period in ms [default: {defaults.SAMPLE_PERIOD_MS:g}]."),
@@ -80,6 +82,9 @@ def sweep(
     no_gpu_protocol: bool = typer.Option(False, "--no-gpu-protocol",
                                          help="Measure offloading points without the Yang et al. GPU protocol "
                                               "(5 s windows, >= 4 trials, random gaps): faster, less accurate on A100/H100."),
+    cpu_only: bool = typer.Option(False, "--cpu-only", help="Run only the points that need no GPU (n_gpu_layers 0), "
+                                                             "e.g. the CPU part of seed_p2 on a CPU-only build; the "
+                                                             "others are named as left out."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live view; only the final summary."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout (implies --quiet)."),
 ) -> None:
@@ -92,7 +97,7 @@ def sweep(
     from energybench.engine import run
     from energybench.engine.results_dir import choose_out_dir
     from energybench.examples import DEFAULT
-    from energybench.plan import plan_from_config
+    from energybench.plan import left_out_ids, plan_from_config
 
     flags = given_flags(context, FIELDS)
     cfg = resolve_config(config, flags, resume_dir=resume, default=DEFAULT)
@@ -100,6 +105,9 @@ def sweep(
     if config is None and resume is None and not any(f.path == "models" for f in flags) and not quiet:
         err_console.print(f"no config given: running the built-in [bold]{DEFAULT}[/bold] sweep ({cfg.source})")
     plan = plan_from_config(cfg)
+    if plan.left_out:
+        warn(f"cpu_only: leaving out {len(plan.left_out)} points that need a GPU ({', '.join(left_out_ids(plan))}); "
+             f"running the other {len(plan.points)}")
     view = LiveView(plan.runs_total(), quiet=quiet)
     t0 = time.monotonic()
     with view.live:

@@ -134,7 +134,7 @@ def _unknown_key(loc: tuple[str | int, ...]) -> str:
     if close:
         guess = f"; did you mean {close[0]!r}?"
     else:
-        elsewhere = {path.rsplit(".", 1)[-1]: path for path in _all_key_paths() if path.count(".")}
+        elsewhere = {path.rsplit(".", 1)[-1]: path for path in reversed(_all_key_paths()) if path.count(".")}
         near = difflib.get_close_matches(key, list(elsewhere), n=1, cutoff=0.75)
         guess = f"; did you mean {elsewhere[near[0]]!r}?" if near else ""
     inside = f" in {format_path(parent)}" if parent else ""

@@ -76,15 +76,25 @@ def _drop(data: dict[str, Any], path: str) -> None:
     data.pop(key, None)
 
 
+def _targets(data: dict[str, Any], path: str) -> list[tuple[dict[str, Any], str]]:
+    """Where a flag's ``grid.X`` lands: in ``grid``, or in every entry of ``grids`` when the config
+    has a union of grids (``-t 1,2`` then sets the threads of each grid)."""
+    if path.startswith("grid.") and data.get("grids"):
+        return [(g, path.removeprefix("grid.")) for g in data["grids"]]
+    return [(data, path)]
+
+
 def apply_flags(base: SweepConfig | None, flags: Sequence[Flag]) -> SweepConfig:
     """``flags`` merged over ``base`` (None: the defaults). A flag replaces the whole field it
     names; everything else keeps the base's value. Errors name the flag that gave the bad value."""
     data: dict[str, Any] = base.normalized() if base is not None else {}
     for f in flags:
-        _drop(data, f.replaces or f.path)
+        for target, path in _targets(data, f.replaces or f.path):
+            _drop(target, path)
     for f in flags:
         value = f.value[0] if isinstance(f.value, (list, tuple)) and len(f.value) == 1 else f.value
-        _set(data, f.path, list(value) if isinstance(value, tuple) else value)
+        for target, path in _targets(data, f.path):
+            _set(target, path, list(value) if isinstance(value, tuple) else value)
     if "models" not in data:
         raise ConfigError("no model given", hint="pass -m MODEL (e.g. -m synthetic:tiny) or --config FILE")
     labels = {f.replaces or f.path: f"command line {f.label}" for f in flags}
@@ -136,7 +146,7 @@ def gpu_warnings(config: SweepConfig, *, supports_gpu_offload: Any = None) -> li
         return []
     from energybench.errors import EnergybenchError
 
-    layers = sorted(n for n in config.grid.n_gpu_layers if n != 0)
+    layers = sorted({n for g in config.all_grids() for n in g.n_gpu_layers if n != 0})
     out: list[str] = []
     if supports_gpu_offload is None:
         from energybench.gpu import supports_gpu_offload
@@ -151,7 +161,8 @@ def gpu_warnings(config: SweepConfig, *, supports_gpu_offload: Any = None) -> li
 
             out.append(f"grid.n_gpu_layers {layers} offloads to the GPU, but the installed llama-cpp-python is a "
                        f"CPU-only build: `energybench sweep` will refuse to start (install a CUDA build: "
-                       f"{CUDA_INSTALL_ONE_LINER}, see docs/cuda.md; or use n_gpu_layers: [0])")
+                       f"{CUDA_INSTALL_ONE_LINER}, see docs/cuda.md; or use n_gpu_layers: [0]; or run the points that "
+                       f"need no GPU with `energybench sweep --cpu-only`)")
     if not config.gpu_protocol.enabled:
         out.append("gpu_protocol.enabled is false: GPU energy of offloading points is measured without the "
                    "Yang et al. protocol (NVML energy on A100/H100 was off by 39% on average without it)")

@@ -1,7 +1,8 @@
 """The sections of a sweep config and :class:`SweepConfig`, plus what is computed from a config.
 
 A sweep config names the models, a grid of llama.cpp settings (:class:`Grid`: every axis a
-scalar, a list or a range string, see :mod:`energybench.config.axes`), and the measurement protocol
+scalar, a list or a range string, see :mod:`energybench.config.axes`) or a union of grids
+(``grids:``, a list of :class:`NamedGrid` over the shared ``grid:``), and the measurement protocol
 (warm-ups, :class:`Repetitions`, :class:`Cooldown`, idle baseline, order, :class:`GpuProtocolConfig`).
 Every model is ``extra="forbid"``: an unknown key is an error that lists the allowed keys and
 suggests the closest one (:mod:`energybench.config.messages`).
@@ -81,7 +82,7 @@ RENAMED_METRICS = {
     "window_s": "'window_s' is not a metric: use e2e_s (request latency) or energy_j (window energy)",
 }
 #: Meter names known when the meter registry cannot be imported (see :func:`known_meters`).
-FALLBACK_METERS = ("rapl", "nvml", "powergadget", "estimate")
+FALLBACK_METERS = ("rapl", "nvml", "amdsmi", "hwmon", "powermetrics", "powergadget", "estimate")
 #: Version tag mixed into :func:`config_hash` (bump when normalisation changes meaning).
 HASH_VERSION = "energybench-sweep-config-v1"
 
@@ -219,9 +220,70 @@ class Grid(_Strict):
 
     def axis_sizes(self) -> dict[str, int]:
         """Number of values of each axis (the prompt axis counts every prompt it selects)."""
-        sizes = {name: len(getattr(self, name)) for name in type(self).model_fields if name != "prompt"}
+        sizes = {name: len(getattr(self, name)) for name in Grid.model_fields if name != "prompt"}
         sizes["prompt"] = len(prompt_specs(self.prompt))
         return sizes
+
+
+#: The label of a grid: the prefix of its configuration ids (``cpu`` in ``cpu-t4``).
+GRID_LABEL_PATTERN = r"^[A-Za-z][A-Za-z0-9]{0,15}$"
+
+
+class NamedGrid(Grid):
+    """One grid of a union (``grids:``): its axes, and how its configurations are named.
+
+    A configuration's id is ``<label>-<code><value>`` (``cpu-t4``, ``gpu-l11``, ``gpu-b512``: the
+    scheme of the study energybench grew from) when the point differs from the grid's ``base`` in
+    at most one axis, and a compact label of every differing axis otherwise (``cpu.t8.b1024``);
+    see :mod:`energybench.grid`. ``base`` defaults to the first value of every axis."""
+
+    label: str | None = Field(None, pattern=GRID_LABEL_PATTERN,
+                              description="prefix of this grid's configuration ids (cpu-t4: cpu); default: cpu for "
+                                          "a point with n_gpu_layers 0, gpu otherwise")
+    base: dict[str, Any] | None = Field(None, description="the grid's base point, {axis: value}; a point one axis "
+                                                          "away from it is named <label>-<code><value>; default: "
+                                                          "the first value of every axis")
+
+    @field_validator("base", mode="before")
+    @classmethod
+    def _base_mapping(cls, v: Any) -> Any:
+        if v is not None and not isinstance(v, Mapping):
+            raise FieldProblem("expected a mapping {axis: value}, e.g. {threads: 4, batch: 512}", value=v)
+        return v
+
+    @staticmethod
+    def _axis_values(name: str, raw: Any) -> list[Any]:
+        """``raw`` parsed as the grid axis ``name`` parses it (``auto``, ``all``, ranges ...)."""
+        from pydantic import TypeAdapter
+
+        info = Grid.model_fields[name]
+        return TypeAdapter(Annotated[info.annotation, *info.metadata]).validate_python(raw)
+
+    @model_validator(mode="after")
+    def _check_base(self) -> NamedGrid:
+        axes = [n for n in Grid.model_fields if n != "prompt"]
+        for name, raw in (self.base or {}).items():
+            if name not in axes:
+                close = difflib.get_close_matches(str(name), axes, n=1, cutoff=0.5)
+                guess = f"; did you mean {close[0]!r}?" if close else ""
+                raise FieldProblem(f"not an axis of the grid{guess} (axes: {', '.join(axes)})", path=("base", name),
+                                   value=raw)
+            try:
+                value = self._axis_values(name, raw)
+            except Exception:  # noqa: BLE001 - any parse failure is the same problem for the user
+                value = [object()]
+            values = getattr(self, name)
+            if len(value) != 1 or value[0] not in values:
+                raise FieldProblem(f"the base must be one of the grid's values of {name} ({_short_list(values)})",
+                                   path=("base", name), value=raw)
+        return self
+
+    def base_values(self) -> dict[str, Any]:
+        """The base point: ``base`` where given, the axis's first value otherwise (prompt excluded)."""
+        out = {n: getattr(self, n)[0] for n in Grid.model_fields if n != "prompt"}
+        for name, raw in (self.base or {}).items():
+            out[name] = self._axis_values(name, raw)[0]
+        return out
 
 
 class AdaptiveRepetitions(_Strict):
@@ -435,7 +497,13 @@ class SweepConfig(_Strict):
     models: ModelsField = Field(..., description="at least one model: a GGUF path, a cached name, an alias like "
                                                  "tinyllama-1.1b-chat:Q4_K_M, or synthetic:tiny")
     backend: str = Field(defaults.BACKEND, description="inference backend (registry name)")
-    grid: Grid = Field(default_factory=Grid)
+    grid: Grid = Field(default_factory=Grid, description="the axes of the sweep; with grids: the axes every grid "
+                                                         "shares (each grid's own keys replace them)")
+    grids: list[NamedGrid] | None = Field(None, min_length=1,
+                                          description="a union of grids, each with its own axes over grid: (points "
+                                                      "shared by two grids run once)")
+    cpu_only: bool = Field(False, description="run only the points that need no GPU (n_gpu_layers 0); the others are "
+                                              "listed as left out (sweep --cpu-only)")
     warmup: NonNegInt = Field(defaults.WARMUP,
                               description="warm-up runs per point (kept in the results, flagged is_warmup)")
     repetitions: Repetitions = Field(default_factory=lambda: Repetitions(fixed=defaults.REPETITIONS),
@@ -487,6 +555,19 @@ class SweepConfig(_Strict):
 
     @model_validator(mode="before")
     @classmethod
+    def _shared_grid(cls, data: Any) -> Any:
+        # grids: each entry is the shared grid: with the entry's own keys replacing it
+        if isinstance(data, Mapping) and isinstance(data.get("grids"), (list, tuple)):
+            shared = data.get("grid") if isinstance(data.get("grid"), Mapping) else {}
+            if data.get("grid") is not None and not shared:
+                raise FieldProblem("with grids:, grid: holds the axes every grid shares and must be a mapping",
+                                   path=("grid",), value=data.get("grid"))
+            grids = [{**shared, **g} if isinstance(g, Mapping) else g for g in data["grids"]]
+            return {k: v for k, v in data.items() if k != "grid"} | {"grids": grids}
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
     def _default_cooldown(cls, data: Any) -> Any:
         # the default cooldown waits for power to come back near the idle baseline; without a
         # baseline (idle_baseline_s: 0) there is nothing to compare with, and no cooldown is the default
@@ -511,9 +592,16 @@ class SweepConfig(_Strict):
         """Where this config came from (file path, 'command line', '<config>')."""
         return self._source
 
+    def all_grids(self) -> list[Grid]:
+        """The grids whose union the sweep runs: ``grids``, or the one ``grid``."""
+        return list(self.grids) if self.grids else [self.grid]
+
+    def _dump_exclude(self) -> set[str]:
+        return {"grid"} if self.grids else set()  # merged into every grids entry
+
     def normalized(self) -> dict[str, Any]:
         """Every field, with defaults filled and axes expanded to lists (JSON types)."""
-        return self.model_dump(mode="json")
+        return self.model_dump(mode="json", exclude=self._dump_exclude())
 
     def to_yaml(self) -> str:
         """The normalized config as YAML (``energybench config show``); loads back to an equal config."""
@@ -524,7 +612,7 @@ class SweepConfig(_Strict):
                 return ["auto" if v is None else auto(v) for v in obj]
             return obj
 
-        data = auto(self.model_dump(mode="json", exclude_none=True))
+        data = auto(self.model_dump(mode="json", exclude_none=True, exclude=self._dump_exclude()))
         return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100, allow_unicode=True)
 
 
@@ -547,7 +635,7 @@ def prompt_specs(axis: PromptAxis) -> list[Any]:
 
 
 #: Fields added after the first release -> their default (left out of the hash at that value).
-ADDED_LATER: dict[str, Any] = {"allow_estimate": True}
+ADDED_LATER: dict[str, Any] = {"allow_estimate": True, "grids": None, "cpu_only": False}
 
 
 def config_hash(config: SweepConfig, *, exclude: Iterable[str] = ("output_dir",)) -> str:
@@ -580,11 +668,11 @@ def config_json_schema() -> dict[str, Any]:
 
 def offloads(config: SweepConfig) -> bool:
     """Whether any point of ``config`` offloads layers to a GPU (``n_gpu_layers != 0``)."""
-    return any(n != 0 for n in config.grid.n_gpu_layers)
+    return any(n != 0 for g in config.all_grids() for n in g.n_gpu_layers)
 
 
 __all__ = [
-    "ADAPTIVE_METRICS", "ORDERS", "AdaptiveRepetitions", "Cooldown", "GpuProtocolConfig", "Grid", "PromptAxis",
+    "ADAPTIVE_METRICS", "ORDERS", "AdaptiveRepetitions", "Cooldown", "GpuProtocolConfig", "Grid", "NamedGrid", "PromptAxis",
     "Repetitions", "SweepConfig", "UntilIdle", "config_hash", "config_json_schema", "known_meters", "offloads", "parse_meters",
     "prompt_specs",
 ]

@@ -96,7 +96,8 @@ def run(plan: Plan, out_dir: Path, *, resume: bool = False, force: bool = False,
         backend = backend or create_backend(plan.backend, start=True)
         selection = selection or select_meters(plan.meters, cpu_tdp_w=plan.cpu_tdp_w,
                                                allow_estimate=plan.allow_estimate)
-        refuse_cpu_only_offload([p.n_gpu_layers for p in plan.points], backend.info().supports_gpu_offload)
+        refuse_cpu_only_offload([p.n_gpu_layers for p in plan.points], backend.info().supports_gpu_offload,
+                                [plan.config_ids.get(p.point_id, p.point_id) for p in plan.points])
         for warning in selection.warnings:
             events(ev.Note(warning))
         plan, verdict = _amx_checked(plan, backend, events)
@@ -229,7 +230,8 @@ def _record_unrunnable(session: Session, point: RunPoint, index: int, pending: l
                        done_ok: set[str], error: str) -> None:
     """A point whose model cannot be loaded: one failed row (its first missing run) says why."""
     run_id, rep_index, warm = next((r for r in pending if r[0] not in done_ok))
-    mode = backend_mode(point.n_gpu_layers, None, session.backend.info().supports_gpu_offload)
+    build = session.backend.info()
+    mode = backend_mode(point.n_gpu_layers, None, build.supports_gpu_offload, build.devices)
     row = point_columns(point, run_id=run_id, sweep_id=session.sweep_id, point_index=index, rep_index=rep_index,
                         is_warmup=warm, backend=session.backend.name, mode=mode)
     session.store.add_run({**row, "status": "failed", "error": error, "energy_source": "none",

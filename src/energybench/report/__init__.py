@@ -10,9 +10,11 @@ Public API::
 Modules: :mod:`.load` (result sets), :mod:`.metrics` (the report's tables over runs and samples;
 per-run metrics are :mod:`energybench.metrics`), :mod:`.stats` (bootstrap CIs, warnings),
 :mod:`.best` (recommendations, Pareto), :mod:`.analysis` (everything a report shows),
-:mod:`.figures` (plotnine), :mod:`.sections` and :mod:`.tables` (the words and tables both
-renderings share), :mod:`.markdown`, :mod:`.html`, :mod:`.jsonsummary`, :mod:`.export` (CSV),
-:mod:`.serve` (live dashboard), :mod:`.bandwidth`.
+:mod:`.figures` (plotnine), :mod:`.study` (the original study's tables with CIs), :mod:`.sections`
+and :mod:`.tables` (the words and tables both renderings share), :mod:`.markdown`, :mod:`.html`,
+:mod:`.dashboard` (the page's interactive view, pick-two comparison and live progress),
+:mod:`.jsonsummary`, :mod:`.export` (CSV: the study's files and ours), :mod:`.serve` (live
+dashboard) with :mod:`.progress` (a sweep's progress from its directory), :mod:`.bandwidth`.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from energybench.report.stats import DEFAULT_N_BOOT, MIN_REPS, config_stats, con
 CI_METRICS: tuple[str, ...] = (
     "j_per_output_token", "j_per_output_token_net", "j_per_processed_token", "j_per_processed_token_net", "output_tokens_per_j",
     "request_energy_j", "avg_power_w", "edp_js", "ed2p_js2", "edp_per_output_token_js", "ed2p_per_output_token_js2",
-    "e2e_s", "ttft_ms", "prefill_tok_s", "decode_tok_s", "race_energy_j",
+    "e2e_s", "ttft_ms", "prefill_tok_s", "decode_tok_s", "race_energy_j", "ms_per_output_token",
 )
 #: Metrics reported as the median only.
 MEDIAN_METRICS: tuple[str, ...] = (
@@ -49,6 +49,7 @@ class Analysis:
     window_source: str
     bandwidth: dict[str, tuple[float | None, str]]  # set -> (GB/s, where it came from)
     timeline_runs: list[tuple[str, str, str]] = field(default_factory=list)  # (set, run_id, why)
+    study: Any = None  # the original study's tables (energybench.report.study.StudyTables)
 
     @property
     def valid(self) -> pl.DataFrame:
@@ -126,6 +127,7 @@ def analyze(sets: Sequence[ResultSet], *, window_s: float | None = None, n_boot:
     bandwidth = {rs.label: _bandwidth(rs, measured_bandwidth_gbs) for rs in sets}
     lf = pl.concat([_prepare(rs, bandwidth[rs.label][0]) for rs in sets], how="vertical_relaxed")
     runs = M.run_metrics(lf, memory_bandwidth_gbs=pl.col("_bw")).with_columns(_workload_expr()).collect()
+    runs = with_config_ids(runs, sets)
     if window_s is not None:
         win = runs.select("workload").unique().with_columns(race_window_s=pl.lit(float(window_s)))
         window_source = f"set with --window ({fmt_num(window_s)} s)"
@@ -152,11 +154,50 @@ def analyze(sets: Sequence[ResultSet], *, window_s: float | None = None, n_boot:
 
     recs = recommend(cfg, values, group_cols=["set", "workload"], knob_cols=shown, fmt=fmt_num,
                      n_boot=n_boot, seed=seed)
-    return Analysis(sets=sets, runs=runs, cfg=cfg, domains=M.domain_summary(runs.lazy()).collect(),
-                    provenance=M.domain_provenance(runs.lazy()).collect(), recommendations=recs,
-                    warnings=_global_warnings(sets, runs, valid, cfg, bandwidth, windows, window_s), varied=varied,
-                    workloads=workloads, windows=windows, window_source=window_source, bandwidth=bandwidth,
-                    timeline_runs=_timeline_runs(valid, cfg, recs))
+    from energybench.report.study import study_tables
+
+    a = Analysis(sets=sets, runs=runs, cfg=cfg, domains=M.domain_summary(runs.lazy()).collect(),
+                 provenance=M.domain_provenance(runs.lazy()).collect(), recommendations=recs,
+                 warnings=_global_warnings(sets, runs, valid, cfg, bandwidth, windows, window_s), varied=varied,
+                 workloads=workloads, windows=windows, window_source=window_source, bandwidth=bandwidth,
+                 timeline_runs=_timeline_runs(valid, cfg, recs))
+    a.study = study_tables(a, n_boot=n_boot, seed=seed)
+    return a
+
+
+def _id_schemes(rs: ResultSet, knob_rows: list[dict[str, Any]]) -> list[Any]:
+    """The id schemes of a set: from its stored config's grids, then one from the data itself for
+    configurations no grid describes (a config without grids, or runs added with --force)."""
+    from energybench.errors import EnergybenchError
+    from energybench.grid import data_scheme, id_schemes
+
+    schemes = []
+    if isinstance(rs.metadata.get("config"), dict):
+        from energybench.config import parse_config
+
+        try:
+            schemes = id_schemes(parse_config(rs.metadata["config"], source=f"{rs.root}/metadata.json"))
+        except EnergybenchError:  # a config an older version wrote: name from the data alone
+            schemes = []
+    return [*schemes, data_scheme(knob_rows)]
+
+
+def with_config_ids(runs: pl.DataFrame, sets: Sequence[ResultSet]) -> pl.DataFrame:
+    """Add ``config_id`` (``cpu-t4``, ``gpu-l11``: :mod:`energybench.grid`) to every run."""
+    from energybench.grid import CODES, configuration_id
+
+    fields = [f for f in CODES if f in runs.columns]
+    key = pl.concat_str([pl.col("set"), *(pl.col(f).cast(pl.String).fill_null("-") for f in fields)], separator="|")
+    runs = runs.with_columns(_key=key)
+    frames = []
+    for rs in sets:
+        knobs = runs.filter(pl.col("set") == rs.label).select(["_key", *fields]).unique("_key", maintain_order=True)
+        rows = knobs.to_dicts()
+        schemes = _id_schemes(rs, rows)
+        frames.append(pl.DataFrame({"_key": knobs["_key"], "config_id": [configuration_id(r, schemes) for r in rows]},
+                                   schema={"_key": pl.String, "config_id": pl.String}))
+    table = pl.concat(frames) if frames else pl.DataFrame(schema={"_key": pl.String, "config_id": pl.String})
+    return runs.join(table, on="_key", how="left").drop("_key")
 
 
 def _bandwidth(rs: ResultSet, measured_gbs: float | None) -> tuple[float | None, str]:
@@ -175,7 +216,7 @@ def _configurations(runs: pl.DataFrame, valid: pl.DataFrame, knobs: list[str], *
     keys = ["set", "point_id"]
     wcols = ["workload", *M.WORKLOAD_COLUMNS, "model", "model_sha256", "model_size_bytes"]
     base = runs.group_by(keys).agg(
-        *[pl.col(c).drop_nulls().first() for c in [*knobs, *wcols]],
+        *[pl.col(c).drop_nulls().first() for c in [*knobs, *wcols, "config_id"]],
         n_runs=pl.len(), n_failed=(pl.col("status") != "ok").sum(),
         n_warmup=pl.col("is_warmup").fill_null(False).sum(), first_point_index=pl.col("point_index").min(),
         errors=pl.col("error").drop_nulls().unique().head(3),
@@ -190,6 +231,9 @@ def _configurations(runs: pl.DataFrame, valid: pl.DataFrame, knobs: list[str], *
         **{m: pl.col(m).median() for m in MEDIAN_METRICS if m in valid.columns},
         **{m: pl.col(m).max() for m in PEAK_METRICS},
         race_window_s=pl.col("race_window_s").first(),
+        # the study's latency per token: mean and 95th percentile over the repetitions
+        ms_per_output_token_mean=pl.col("ms_per_output_token").mean(),
+        ms_per_output_token_p95=pl.col("ms_per_output_token").quantile(0.95, interpolation="linear"),
     )
     stats = config_stats(valid, keys, CI_METRICS, n_boot=n_boot, seed=seed)
     cfg = (base.join(flags, on=keys, how="left").join(stats, on=keys, how="left")
@@ -289,7 +333,7 @@ def configuration_records(a: Analysis) -> list[dict[str, Any]]:
         metrics: dict[str, Any] = {m: {"median": num(r.get(m)), "ci95": [num(r.get(f"{m}_lo")), num(r.get(f"{m}_hi"))]}
                                    for m in CI_METRICS}
         metrics |= {m: {"median": num(r.get(m))} for m in MEDIAN_METRICS}
-        out.append({"set": r["set"], "workload": r["workload"], "point_id": r["point_id"],
+        out.append({"set": r["set"], "workload": r["workload"], "point_id": r["point_id"], "config_id": r["config_id"],
                     "config": {k: r[k] for k in KNOB_PREFERENCE if k in r}, "n_reps": r["n_reps"],
                     "n_failed": r["n_failed"], "metrics": metrics})
     return out

@@ -1,6 +1,29 @@
-"""CSV exports: the original study's ``latency_results.csv`` and ``power_logs.csv`` (so its scripts
-and dashboards keep working; github.com/csce585-mlsystems/Energy-Aware-LLM-Inference-on-Consumer-Hardware,
-data/), plus our full tables."""
+"""CSV exports: the original study's files, in its layout, so its scripts keep working; then ours.
+
+The study energybench grew from (github.com/csce585-mlsystems/Energy-Aware-LLM-Inference-on-
+Consumer-Hardware) kept its data in ``data/``: ``latency_results.csv`` (written by its
+src/telemetry.py ``TelemetryLogger.log_latency``), ``power_logs.csv`` (one row per latency row,
+same order) and per-run power traces ``raw_cpu_power_<YYYYmmdd_HHMMSS>.csv`` /
+``raw_gpu_power_<stamp>.csv``. Its readers (src/analysis/generate_report.py, get_stats.py,
+src/demo_server.py) pair the two files by row order after sorting by ``timestamp`` (or, for
+``/history``, by backend and nearest timestamp), filter ``timestamp > 2025-11-01`` as naive times,
+and parse ``cpu-t|gpu-l|gpu-b`` from ``run_id``. :func:`export_csv` writes exactly that, for the
+measured runs only (no warm-up, no failed run), ordered by the time each run ended:
+
+- timestamps are naive ISO times in UTC with milliseconds (its ``utcnow().isoformat(timespec=
+  "milliseconds")``), the moment the run ended; the power row carries the same one, so the
+  nearest-timestamp matching of ``/history`` pairs every row with its own;
+- ``run_id`` is the configuration id (:mod:`energybench.grid`); ``backend`` ``cpu`` or ``gpu``
+  (layers offloaded); ``prompt_template`` the suite; ``tokens_generated`` counts tokens, not words;
+- ``latency_ms`` and ``energy_joules`` are one request's (``e2e_s`` and ``request_energy_j`` of
+  :mod:`energybench.metrics`: prefill and one decode; the whole window when decoding was not
+  repeated), so their product is the request's EDP as the study computes it;
+- a trace per run and device: the power of its top-level CPU (or GPU) domains over the run,
+  ``timestamp,power_w``, named by the run's start (UTC; ``_2``, ``_3`` ... when runs share a second).
+
+Ours go beside them under their own names: ``power_samples.csv`` (every meter sample as power),
+``runs.csv``, ``configurations.csv``, ``domains.csv``, ``domain_runs.csv``.
+"""
 
 from __future__ import annotations
 
@@ -11,69 +34,88 @@ import polars as pl
 
 from energybench.report.analysis import Analysis
 from energybench.report.load import ResultSet, sample_sources
-from energybench.report.metrics import samples_power
+from energybench.report.metrics import domain_runs, samples_power, valid_runs
 from energybench.results import SAMPLES_SCHEMA
 
-#: The columns of the original study's data/latency_results.csv, in its order (§1).
-LATENCY_RESULTS_COLUMNS = ("timestamp", "backend", "prompt_id", "prompt_template", "prompt_length_chars",
+#: The columns of the study's data/latency_results.csv, in its order.
+LATENCY_RESULTS_COLUMNS = ("timestamp", "run_id", "backend", "prompt_id", "prompt_template", "prompt_length_chars",
                            "latency_ms", "tokens_generated", "energy_joules", "notes")
-#: Our power_logs.csv: one row per meter sample, power in watts for every domain (for counters: the
-#: average since the previous sample), the counter's cumulative joules, and NVML's aux channels.
-POWER_LOGS_COLUMNS = ("timestamp", "run_id", "meter", "domain", "t_s", "power_w", "energy_j", "sm_clock_mhz",
-                      "mem_clock_mhz", "temperature_c", "pstate", "throttle_reasons", "mem_used_bytes")
+#: The columns of the study's data/power_logs.csv.
+POWER_LOGS_COLUMNS = ("timestamp", "backend", "energy_joules", "notes")
+#: The columns of its raw_gpu_power_<stamp>.csv (and of our raw_cpu_power_<stamp>.csv).
+TRACE_COLUMNS = ("timestamp", "power_w")
+#: Our power_samples.csv: one row per meter sample, power in watts for every domain (for counters:
+#: the average since the previous sample), the counter's cumulative joules, and NVML's aux channels.
+POWER_SAMPLES_COLUMNS = ("timestamp", "run_id", "meter", "domain", "t_s", "power_w", "energy_j", "sm_clock_mhz",
+                         "mem_clock_mhz", "temperature_c", "pstate", "throttle_reasons", "mem_used_bytes")
+#: The study's timestamp format: naive ISO 8601 with milliseconds.
+STUDY_TIME = "%Y-%m-%dT%H:%M:%S%.3f"
 
 
 @lru_cache(maxsize=64)
-def _suite_prompts(suite: str) -> dict[str, tuple[int, str]]:
-    """prompt id -> (length in characters, template), from the shipped prompt suites (empty if unknown)."""
+def _suite_lengths(suite: str) -> dict[str, int]:
+    """prompt id -> length in characters, from a shipped prompt suite (empty if unknown)."""
+    from energybench.errors import EnergybenchError
+    from energybench.prompts import load_suite
+
     try:
-        from energybench.prompts import load_suite
-    except ImportError:  # pragma: no cover - the prompts package ships with energybench
+        return {p.id: len(p.text) for p in load_suite(suite)}
+    except EnergybenchError:  # e.g. "synthetic": no suite, no text
         return {}
-    try:
-        prompts = load_suite(suite)
-    except Exception:  # noqa: BLE001 - an unknown suite (e.g. "synthetic") just has no texts
-        return {}
-    return {p.id: (len(p.text), p.template) for p in prompts}
 
 
-def latency_results(runs: pl.DataFrame, knobs: list[str]) -> pl.DataFrame:
-    """The original study's latency_results.csv rows: one per run (warm-ups and failures noted).
+def study_runs(runs: pl.DataFrame) -> pl.DataFrame:
+    """The measured runs of one set in the study's order (by end time), with the study's values:
+    ``_ts`` (end), ``_stamp`` (start, for trace names), ``_backend``, ``_template``, ``_chars``."""
+    v = valid_runs(runs.lazy()).collect()
+    end = pl.col("started_at") + pl.duration(nanoseconds=pl.col("t_end_ns") - pl.col("t_start_ns"))
+    chars = [_suite_lengths(s).get(p) if s and p else None
+             for s, p in zip(v["prompt_suite"].to_list(), v["prompt_id"].to_list(), strict=True)]
+    v = v.with_columns(_end=end, _chars=pl.Series(chars, dtype=pl.Int64)).sort(["_end", "run_id"])
+    stamps = _trace_stamps(v["started_at"].dt.strftime("%Y%m%d_%H%M%S").to_list())
+    return v.with_columns(
+        _ts=pl.col("_end").dt.strftime(STUDY_TIME), _stamp=pl.Series(stamps, dtype=pl.String),
+        _backend=pl.when(pl.col("n_gpu_layers").fill_null(0) == 0).then(pl.lit("cpu")).otherwise(pl.lit("gpu")),
+        _template=pl.col("prompt_suite").fill_null(pl.when(pl.col("prompt_id").is_null()).then(pl.lit("synthetic"))
+                                                   .otherwise(pl.lit("text"))),
+    )
 
-    ``backend`` is the backend and its mode (``llama.cpp/cpu``); ``prompt_template`` and
-    ``prompt_length_chars`` come from the shipped suite (a synthetic prompt has no text: its template is
-    the suite name and its length empty, its token count is in ``notes``); ``tokens_generated`` counts tokens
-    (not words, the original's flaw); ``energy_joules`` is the gross measured energy of the run
-    window (empty when none); ``notes`` carries the configuration, repetition and flags.
-    """
-    found = [(_suite_prompts(s).get(p) if s and p else None) or (None, None)
-             for s, p in zip(runs["prompt_suite"].to_list(), runs["prompt_id"].to_list(), strict=True)]
-    knob_txt = pl.concat_str([pl.format(f"{k}={{}}", pl.col(k).cast(pl.String).fill_null("")) for k in knobs],
-                             separator=" ") if knobs else pl.lit("")
+
+def _trace_stamps(seconds: list[str]) -> list[str]:
+    """Unique trace names from start seconds: ``20251207_200559``, then ``20251207_200559_2`` ..."""
+    seen: dict[str, int] = {}
+    out = []
+    for s in seconds:
+        seen[s] = seen.get(s, 0) + 1
+        out.append(s if seen[s] == 1 else f"{s}_{seen[s]}")
+    return out
+
+
+def latency_results(v: pl.DataFrame) -> pl.DataFrame:
+    """The study's latency_results.csv rows from :func:`study_runs`."""
     flags = pl.concat_list([
-        pl.when(pl.col("is_warmup").fill_null(False)).then(pl.lit("warmup")),
-        pl.when(pl.col("status") != "ok").then(pl.format("failed: {}", pl.col("error").fill_null("?"))),
         pl.when(pl.col("energy_source") == "estimate").then(pl.lit("energy estimate")),
         pl.when(pl.col("flag_short_window").fill_null(False)).then(pl.lit("short window")),
         pl.when(pl.col("flag_throttled").fill_null(False)).then(pl.lit("throttled")),
         pl.when(pl.col("model_synthetic").fill_null(False)).then(pl.lit("synthetic model")),
+        pl.when(pl.col("n_repeats").fill_null(1) > 1).then(pl.format("decode repeated x{}", pl.col("n_repeats"))),
     ]).list.drop_nulls().list.join("; ")
-    runs = runs.with_columns(_template=pl.Series([f[1] for f in found], dtype=pl.String),
-                             _chars=pl.Series([f[0] for f in found], dtype=pl.Int64))
-    return runs.select(
-        timestamp=pl.col("started_at").dt.to_string("%Y-%m-%dT%H:%M:%S%.6fZ"),
-        backend=pl.concat_str([pl.col("backend").fill_null("llama.cpp"), pl.col("backend_mode")], separator="/",
-                              ignore_nulls=True),
+    ident = pl.format("energybench run={}; rep={}; trace={}", pl.col("run_id"), pl.col("rep_index"), pl.col("_stamp"))
+    return v.select(
+        timestamp=pl.col("_ts"), run_id=pl.col("config_id"), backend=pl.col("_backend"),
         prompt_id=pl.col("prompt_id").fill_null(pl.format("synthetic-{}", pl.col("n_prompt"))),
-        prompt_template=pl.col("_template").fill_null(pl.col("prompt_suite").fill_null("synthetic")),
-        prompt_length_chars=pl.col("_chars"),
-        latency_ms=pl.when(pl.col("status") == "ok").then(pl.col("e2e_s") * 1e3),
-        tokens_generated=pl.col("n_gen_tokens"),
-        energy_joules=pl.col("energy_j"),
-        notes=pl.concat_str([pl.format("run={} point={} rep={} prompt_tokens={}", pl.col("run_id"), pl.col("point_id"),
-                                       pl.col("rep_index"), pl.col("n_prompt_tokens")), knob_txt, flags],
-                            separator="; ", ignore_nulls=True),
+        prompt_template=pl.col("_template"), prompt_length_chars=pl.col("_chars"),
+        latency_ms=(pl.col("e2e_s") * 1e3).round(3),
+        tokens_generated=(pl.col("n_gen_tokens") // pl.col("n_repeats").fill_null(1).clip(lower_bound=1)),
+        energy_joules=pl.col("request_energy_j").round(6),
+        notes=pl.concat_str([ident, flags], separator="; ", ignore_nulls=True).str.strip_chars("; "),
     )
+
+
+def power_logs(v: pl.DataFrame) -> pl.DataFrame:
+    """The study's power_logs.csv rows: one per latency row, in the same order and time."""
+    return v.select(timestamp=pl.col("_ts"), backend=pl.col("_backend"), energy_joules=pl.col("request_energy_j").round(6),
+                    notes=pl.format("prompt={}", pl.col("prompt_id").fill_null(pl.format("synthetic-{}", pl.col("n_prompt")))))
 
 
 def _scan_samples(rs: ResultSet) -> pl.LazyFrame | None:
@@ -89,7 +131,35 @@ def _scan_samples(rs: ResultSet) -> pl.LazyFrame | None:
     return pl.concat(scans, how="vertical")
 
 
-def power_logs(rs: ResultSet, runs: pl.DataFrame) -> pl.LazyFrame | None:
+def _top_domains(rs: ResultSet) -> pl.DataFrame:
+    """Top-level domains (no parent) of a set and the trace each feeds: ``cpu`` or ``gpu``."""
+    rows = [d for d in rs.metadata.get("domains") or [] if isinstance(d, dict) and not d.get("parent")]
+    kinds = [("gpu" if str(d.get("component") or "").startswith("gpu") else
+              "cpu" if str(d.get("component") or "").startswith("cpu") else None) for d in rows]
+    return pl.DataFrame({"domain": [str(d.get("name")) for d in rows], "_trace": kinds},
+                        schema={"domain": pl.String, "_trace": pl.String}).drop_nulls()
+
+
+def power_traces(rs: ResultSet, v: pl.DataFrame) -> dict[tuple[str, str], pl.DataFrame]:
+    """(``cpu``|``gpu``, stamp) -> ``timestamp,power_w`` of each measured run: the power of its
+    top-level CPU (GPU) domains, summed per sample, at each sample's wall-clock time."""
+    scan = _scan_samples(rs)
+    doms = _top_domains(rs)
+    if scan is None or v.height == 0 or doms.height == 0:
+        return {}
+    runs = v.select("run_id", "_stamp", "started_at", "t_start_ns").lazy()
+    power = (samples_power(scan.filter(pl.col("run_id").is_in(v["run_id"].implode())), stamp="end", changes_only=True)
+             .join(doms.lazy(), on="domain").join(runs, on="run_id")
+             .group_by(["_trace", "_stamp", "run_id", "t_ns"]).agg(pl.col("power_w").sum(), pl.col("started_at").first(),
+                                                                  pl.col("t_start_ns").first())
+             .with_columns(timestamp=(pl.col("started_at") + pl.duration(nanoseconds=pl.col("t_ns") - pl.col("t_start_ns")))
+                           .dt.strftime(STUDY_TIME), power_w=pl.col("power_w").round(3))
+             .sort(["_trace", "_stamp", "t_ns"]).collect())
+    return {(str(k[0]), str(k[1])): df.select(TRACE_COLUMNS)
+            for k, df in power.partition_by(["_trace", "_stamp"], as_dict=True, maintain_order=True).items()}
+
+
+def power_samples(rs: ResultSet, runs: pl.DataFrame) -> pl.LazyFrame | None:
     """Every sample of a set as power (counters differenced), seconds since its run's start, and a
     wall-clock timestamp when metadata has ``clock_offset_ns`` (wall = monotonic + offset)."""
     scan = _scan_samples(rs)
@@ -105,7 +175,7 @@ def power_logs(rs: ResultSet, runs: pl.DataFrame) -> pl.LazyFrame | None:
             .with_columns(timestamp=ts,
                           t_s=(pl.col("t_ns") - pl.coalesce(pl.col("t_start_ns"), first_t)) / 1e9,
                           energy_j=pl.when(pl.col("unit") == "J").then(pl.col("raw")))
-            .select(list(POWER_LOGS_COLUMNS)))
+            .select(list(POWER_SAMPLES_COLUMNS)))
 
 
 def _flat(df: pl.DataFrame) -> pl.DataFrame:
@@ -121,29 +191,38 @@ def _flat(df: pl.DataFrame) -> pl.DataFrame:
     return df.select(exprs)
 
 
-def export_csv(a: Analysis, out_dir: Path) -> list[Path]:
-    """Write ``latency_results.csv``, ``power_logs.csv`` (per set), ``runs.csv``,
-    ``configurations.csv``, ``domains.csv`` and ``domain_runs.csv`` under ``out_dir/tables``."""
-    from energybench.report.metrics import domain_runs
+def _export_set(rs: ResultSet, runs: pl.DataFrame, d: Path) -> list[Path]:
+    """The study's files and power_samples.csv of one set, in ``d``."""
+    d.mkdir(parents=True, exist_ok=True)
+    for old in [*d.glob("raw_cpu_power_*.csv"), *d.glob("raw_gpu_power_*.csv")]:
+        old.unlink()  # traces of an earlier export must not pass for this one's
+    v = study_runs(runs)
+    written = [d / "latency_results.csv", d / "power_logs.csv"]
+    latency_results(v).write_csv(written[0])
+    power_logs(v).write_csv(written[1])
+    for (kind, stamp), df in power_traces(rs, v).items():
+        p = d / f"raw_{kind}_power_{stamp}.csv"
+        df.write_csv(p)
+        written.append(p)
+    p = d / "power_samples.csv"
+    samples = power_samples(rs, runs)
+    if samples is not None:
+        samples.sink_csv(p)
+    else:
+        pl.DataFrame(schema={c: pl.String for c in POWER_SAMPLES_COLUMNS}).write_csv(p)
+    return [*written, p]
 
+
+def export_csv(a: Analysis, out_dir: Path) -> list[Path]:
+    """Write the study's ``latency_results.csv``, ``power_logs.csv`` and ``raw_*_power_*.csv`` and our
+    ``power_samples.csv`` (per set), then ``runs.csv``, ``configurations.csv``, ``domains.csv`` and
+    ``domain_runs.csv``, under ``out_dir/tables`` (``tables/<set>/`` per set when there are several)."""
     base = out_dir / "tables"
     base.mkdir(parents=True, exist_ok=True)
     written = []
-    knobs = a.varied or ["n_threads"]
     for rs in a.sets:
-        d = base / rs.label if a.multi_set else base
-        d.mkdir(parents=True, exist_ok=True)
         runs = a.runs.filter(pl.col("set") == rs.label)
-        p = d / "latency_results.csv"
-        latency_results(runs, knobs).write_csv(p)
-        written.append(p)
-        logs = power_logs(rs, runs)
-        p = d / "power_logs.csv"
-        if logs is not None:
-            logs.sink_csv(p)
-        else:
-            pl.DataFrame(schema={c: pl.String for c in POWER_LOGS_COLUMNS}).write_csv(p)
-        written.append(p)
+        written += _export_set(rs, runs, base / rs.label if a.multi_set else base)
     for name, df in (("runs.csv", a.runs.drop("_bw", strict=False)), ("configurations.csv", a.cfg),
                      ("domains.csv", a.domains),
                      ("domain_runs.csv", domain_runs(a.runs.lazy()).drop("status").collect())):

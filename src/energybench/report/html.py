@@ -14,8 +14,9 @@ from typing import Any
 from energybench.report import sections as S
 from energybench.report.analysis import Analysis
 from energybench.report.figures import FigureFile
-from energybench.report.tables import Table, compare_table, domain_table, pareto_table, provenance, \
-    results_columns, roofline_table, row_warnings
+from energybench.report import dashboard
+from energybench.report.tables import Table, compare_table, domain_table, headline_table, pareto_table, provenance, \
+    ranking_table, results_columns, roofline_table, row_warnings, suite_backend_table
 
 _CSS = """
 :root{--fg:#1d2330;--muted:#5b6575;--line:#d9dee7;--bg:#f6f8fb;--card:#fff;--accent:#2563eb;--warn:#b45309;--ok:#047857}
@@ -134,17 +135,17 @@ def render_html(a: Analysis, figures: Sequence[FigureFile], *, generated_at: dat
     live_badge = '<span class="badge live" id="live">live</span>' if live else ""
     head = (f"<header><h1>{_e(S.TITLE)} {live_badge}</h1>"
             f"<p>{_e(S.generated(ts, ', '.join(str(rs.root) for rs in a.sets)))}</p><nav>NAV</nav></header>")
-    main = "".join((_summary(a), _recommendations(a), _figures(figures), _pareto(a), _race(a), _roofline(a),
-                    _compare(a), _results(a), _domains(a), _provenance(a)))
+    main = "".join((_summary(a), _progress(live), _recommendations(a), _study(a), _explore(a), _figures(figures),
+                    _pareto(a), _race(a), _roofline(a), _compare(a), _results(a), _domains(a), _provenance(a)))
     links = " ".join(f'<a href="#{s.id}">{_e(s.nav)}</a>' for s in S.NAV if f'id="{s.id}"' in main)
     body = head.replace("<nav>NAV</nav>", f"<nav>{links}</nav>", 1) + f"<main>{main}</main>"
-    script = _SORT_JS
+    script = _SORT_JS + (dashboard.JS if a.cfg.height else "")
     if live:
         poll = int(live.get("poll_ms", 2000))
-        script += _LIVE_JS % (json.dumps(str(live.get("version", ""))), poll, poll)
+        script += _LIVE_JS % (json.dumps(str(live.get("version", ""))), poll, poll) + dashboard.progress_script(poll)
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{_e(S.TITLE)}</title><style>{_CSS}</style></head><body>"
+            f"<title>{_e(S.TITLE)}</title><style>{_CSS}{dashboard.CSS}</style></head><body>"
             + body + f"<script>{script}</script></body></html>\n")
 
 
@@ -170,6 +171,49 @@ def _recommendations(a: Analysis) -> str:
                   f'<span class="v">{_e(r.value)}</span> ({_e(r.n)}) {_badges(r.warnings)}'
                   f'<div class="why">{_e(r.verdict)}</div></div>' for r in items]
     return _section(S.RECOMMENDATIONS, "".join(parts) or f"<p>{_e(S.RECOMMENDATIONS.empty)}</p>")
+
+
+def _progress(live: dict[str, Any] | None) -> str:
+    """The live progress of a sweep (``--serve`` only; filled from ``api/state``)."""
+    return _section(S.PROGRESS, dashboard.PROGRESS_HTML) if live else ""
+
+
+def _study(a: Analysis) -> str:
+    """The original study's tables, the CPU-vs-GPU headline first, as cards."""
+    summary = suite_backend_table(a)
+    if summary is None:
+        return _section(S.STUDY, f"<p>{_e(S.STUDY.empty)}</p>")
+    parts = [f'<p style="{_NOTE_STYLE}">{_inline(S.STUDY_NOTE)}</p>', f"<h3>{_e(S.HEADLINE_TITLE)}</h3>"]
+    head = headline_table(a)
+    if head is None:
+        parts.append(f'<p id="eb-headline">{_e(S.HEADLINE_NONE)}</p>')
+    else:
+        cards = "".join(f'<div class="card"><b>{_e(label)}</b>{_e(text)}</div>' for h in a.study.headlines
+                        for label, text in _headline_cards(h))
+        parts += [f'<div class="cards" id="eb-headline">{cards}</div>', f'<p style="{_NOTE_STYLE}">{_e(S.HEADLINE_NOTE)}</p>',
+                  f'<div class="scroll">{_table(head)}</div>']
+    parts += [f"<h3>{_e(S.SUITE_TITLE)}</h3>", f'<div class="scroll">{_table(summary)}</div>']
+    ranking = ranking_table(a)
+    if ranking is not None:
+        parts += [f"<h3>{_e(S.RANKING_TITLE)}</h3>", f'<p style="{_NOTE_STYLE}">{_e(S.RANKING_NOTE)}</p>',
+                  f'<div class="scroll">{_table(ranking, cls="sortable")}</div>']
+    return _section(S.STUDY, "".join(parts))
+
+
+def _headline_cards(h: Any) -> list[tuple[str, str]]:
+    from energybench.report.fmt import fmt_ci
+
+    sp, en, edp = h.speedup, h.energy_saved, h.edp_ratio
+    return [(f"x{fmt_ci(*sp)}", f"speed-up, {h.suite}: GPU {h.gpu} vs CPU {h.cpu} ({h.verdicts['speedup']})"),
+            (f"{fmt_ci(*(x * 100 for x in en))} %", f"energy saved ({h.verdicts['energy_saved']})"),
+            (f"x{fmt_ci(*edp)}", f"EDP ratio CPU/GPU ({h.verdicts['edp_ratio']})")]
+
+
+def _explore(a: Analysis) -> str:
+    """The interactive energy-latency view, pick-two comparison and details (drawn by the page)."""
+    if not a.cfg.height:
+        return ""
+    return _section(S.EXPLORE, dashboard.EXPLORE_HTML + dashboard.data_script(a))
 
 
 def _figures(figures: Sequence[FigureFile]) -> str:

@@ -54,6 +54,7 @@ def summary_dict(a: Analysis, figures: Sequence[FigureFile]) -> dict[str, Any]:
              "config": {k: r[k] for k in a.varied}, "e2e_s": r["e2e_s"], "j_per_output_token": r["j_per_output_token"]}
             for r in pareto_rows(a).iter_rows(named=True)
         ],
+        "domains": a.domains.to_dicts(),  # per (set, configuration, domain): medians, whole run and per phase
         "race_window_s": a.windows,
         "window_source": a.window_source,
         "memory_bandwidth_gbs": {k: v[0] for k, v in a.bandwidth.items()},
@@ -66,4 +67,17 @@ def summary_dict(a: Analysis, figures: Sequence[FigureFile]) -> dict[str, Any]:
             if any(not w.startswith(SET_WIDE_WARNINGS) for w in (r["warnings"] or []))
         ],
         "figures": [f.name for f in figures],
+        "study": study_dict(a),
     })
+
+
+def study_dict(a: Analysis) -> dict[str, Any]:
+    """The original study's tables (:mod:`.study`): per suite x backend, CPU vs GPU, EDP ranking;
+    values are means with ``_lo``/``_hi`` 95 % bootstrap CIs (latency in seconds)."""
+    from energybench.report.study import headline_dicts
+
+    st = a.study
+    if st is None:
+        return {}
+    return {"suite_backend": st.summary.to_dicts(), "cpu_vs_gpu": headline_dicts(st.headlines),
+            "edp_ranking": st.ranking.to_dicts()}

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from energybench.report import sections as S
 from energybench.report.analysis import Analysis
 from energybench.report.figures import FigureFile
-from energybench.report.tables import Table, compare_table, domain_table, pareto_table, provenance, \
-    results_columns, roofline_table
+from energybench.report.tables import Table, compare_table, domain_table, headline_table, pareto_table, \
+    provenance, ranking_table, results_columns, roofline_table, suite_backend_table
 
 
 def md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -40,7 +40,7 @@ def render_markdown(a: Analysis, figures: Sequence[FigureFile], *, generated_at:
     ts = (generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S UTC")
     sources = ", ".join(f"`{rs.root}`" + (f" ({rs.label})" if a.multi_set else "") for rs in a.sets)
     out = [f"# {S.TITLE}", "", S.generated(ts, sources) + ".", ""]
-    for part in (_summary(a), _recommendations(a), _pareto(a), _race(a), _roofline(a), _compare(a), _results(a),
+    for part in (_summary(a), _recommendations(a), _study(a), _pareto(a), _race(a), _roofline(a), _compare(a), _results(a),
                  _domains(a), _figures(figures), _provenance(a)):
         out += part
     return "\n".join(out).rstrip() + "\n"
@@ -63,6 +63,24 @@ def _recommendations(a: Analysis) -> list[str]:
         out += [f"- **{r.label}**: {r.config} -- {r.value} ({r.n}); {r.verdict}"
                 + (f" {S.WARNING_MARK} {'; '.join(r.warnings)}" if r.warnings else "") for r in items]
         out.append("")
+    return out
+
+
+def _study(a: Analysis) -> list[str]:
+    """The original study's tables: per suite x backend, CPU vs GPU, EDP ranking."""
+    out = _heading(S.STUDY)
+    summary = suite_backend_table(a)
+    if summary is None:
+        return out + [S.STUDY.empty, ""]
+    out += [_inline(S.STUDY_NOTE), "", f"### {S.SUITE_TITLE}", "", _table(summary), "", f"### {S.HEADLINE_TITLE}", ""]
+    head = headline_table(a)
+    if head is None:
+        out += [S.HEADLINE_NONE, ""]
+    else:
+        out += [f"- {S.headline_sentence(h)}" for h in a.study.headlines] + ["", S.HEADLINE_NOTE, "", _table(head), ""]
+    ranking = ranking_table(a)
+    if ranking is not None:
+        out += [f"### {S.RANKING_TITLE}", "", S.RANKING_NOTE, "", _table(ranking), ""]
     return out
 
 

@@ -9,6 +9,7 @@ that each renderer spells its own way (backticks or ``<code>``, ``E_active`` or 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from energybench import __version__
 from energybench.report.analysis import Analysis
@@ -51,6 +52,10 @@ TITLE = "energybench report"
 SUMMARY = Section("summary", "Summary", "Summary")
 RECOMMENDATIONS = Section("recommendations", "Recommendations", "Recommendations",
                           empty="No configuration has finished repetitions yet.")
+STUDY = Section("study", "Study tables", "The original study's tables, with confidence intervals",
+                empty="No finished repetition yet.")
+EXPLORE = Section("explore", "Explore", "Explore: energy vs latency, pick two, details")
+PROGRESS = Section("progress", "Progress", "Sweep progress")
 FIGURES = Section("figures", "Figures", "Figures",
                   empty="No figure: the data varies no axis a figure needs (or figures were turned off).")
 PARETO = Section("pareto", "Pareto", "Pareto front (latency vs energy per output token)")
@@ -62,7 +67,27 @@ RESULTS = Section("results-section", "Results", "Results per configuration", emp
 DOMAINS = Section("domains", "Domains", "Power per domain (recommended configurations)")
 PROVENANCE = Section("provenance", "Provenance", "Provenance")
 #: The order of the HTML navigation.
-NAV = (SUMMARY, RECOMMENDATIONS, FIGURES, PARETO, RACE, ROOFLINE, COMPARE, RESULTS, DOMAINS, PROVENANCE)
+NAV = (SUMMARY, PROGRESS, RECOMMENDATIONS, STUDY, EXPLORE, FIGURES, PARETO, RACE, ROOFLINE, COMPARE, RESULTS, DOMAINS,
+       PROVENANCE)
+
+#: The study's tables (energybench.report.study): titles and what they say.
+STUDY_NOTE: Paragraph = (
+    "The tables of the study energybench grew from (per suite x backend, CPU vs GPU, EDP ranking), each mean with "
+    "its 95 % bootstrap CI over the runs (warm-ups and failed runs excluded). Latency and energy are one request's; "
+    "EDP = energy x latency. Configuration ids as in the study: ", Code("cpu-t4"), ", ", Code("gpu-l11"), ", ",
+    Code("gpu-b512"), " name the one setting (t threads, l GPU layers, b batch) in which a configuration differs "
+    "from its grid's base; ", Code("cpu.t8.b1024"), " lists several.")
+SUITE_TITLE = "Summary per suite and backend"
+HEADLINE_TITLE = "CPU vs GPU"
+HEADLINE_NOTE = ("Per suite, each side is its configuration with the lowest mean EDP; speed-up = CPU latency / GPU "
+                 "latency, energy saved = 1 - GPU energy / CPU energy, EDP ratio = CPU EDP / GPU EDP. "
+                 "\"within noise\": the 95 % CI includes no difference.")
+HEADLINE_NONE = ("No CPU-vs-GPU headline: these results have no configuration that offloads to a GPU on the same suite "
+                 "as a CPU-only one (on a CPU-only build, `sweep --cpu-only` runs the CPU part only).")
+RANKING_TITLE = "EDP ranking: configurations over every prompt"
+RANKING_NOTE = ("Mean EDP of every run of a configuration (all prompts together), lowest first; \"vs best\" compares "
+                "with the first by the 95 % CI of the difference of means.")
+
 
 WARNING_MARK = "⚠"
 WARNINGS_LABEL = "Warnings"
@@ -156,3 +181,15 @@ def roofline_unavailable(a: Analysis) -> Paragraph:
         return ("Not available: no memory bandwidth recorded (", Code("memory_bandwidth_gbs"),
                 "; use --measure-bandwidth).")
     return ("Not available: no CPU-only configuration with decode speed.",)
+
+
+def headline_sentence(h: Any) -> str:
+    """One line of the CPU-vs-GPU headline (a :class:`~energybench.report.study.Headline`)."""
+    sp, en, edp = h.speedup, h.energy_saved, h.edp_ratio
+    return (f"{h.suite}: GPU {h.gpu} vs CPU {h.cpu}: x{fmt_ci(sp[0], sp[1], sp[2])} speed-up ({h.verdicts['speedup']}), "
+            f"{_pct_ci(en)} energy saved ({h.verdicts['energy_saved']}), EDP ratio x{fmt_ci(edp[0], edp[1], edp[2])} "
+            f"({h.verdicts['edp_ratio']})")
+
+
+def _pct_ci(v: tuple[float, float, float]) -> str:
+    return fmt_ci(v[0] * 100, v[1] * 100, v[2] * 100) + " %"

@@ -3,7 +3,9 @@
 A watcher thread polls the result directories' signature (sizes and mtimes of ``journal.jsonl``,
 ``parts/``, ``runs.parquet``, ``metadata.json``: a few ``stat`` calls) and rebuilds the report when
 it changes. The page polls ``api/state`` and reloads itself when the report's version changes.
-Endpoints: ``/`` (report.html), ``/api/state``, ``/api/summary``, ``/figures/<file>``.
+Endpoints: ``/`` (report.html), ``/api/state`` (version, run count and each sweep's progress:
+runs done/planned, current point, ETA, last power readings; :mod:`.progress`), ``/api/summary``,
+``/figures/<file>``.
 Only the loopback interface is ever bound.
 """
 
@@ -99,8 +101,12 @@ class ReportServer:
                 self.rebuild()
 
     def state(self) -> dict[str, Any]:
+        """The page's poll: report version (a new one reloads the page) and each sweep's progress."""
+        from energybench.report.progress import sweep_progress
+
         return {"version": str(self.version), "n_runs": self.n_runs, "updated_at": self.updated_at,
-                "building": self.building, "error": self.last_error}
+                "building": self.building, "error": self.last_error,
+                "progress": [p for p in (sweep_progress(d) for d in self.dirs) if p is not None]}
 
     # -- serving
     @property

@@ -75,7 +75,12 @@ def _metric_columns() -> list[Column]:
         _num_col("j_per_output_token_cv", header="CV", pct=True,
                  title="coefficient of variation of J/output token across repetitions"),
         *(_ci_col(m) for m in ("j_per_output_token_net", "j_per_processed_token", "output_tokens_per_j", "edp_js",
-                               "ed2p_js2", "e2e_s", "ttft_ms", "prefill_tok_s", "decode_tok_s", "avg_power_w")),
+                               "ed2p_js2", "e2e_s")),
+        _num_col("ms_per_output_token_mean", header="ms/token mean",
+                 title=_title("ms_per_output_token") + ": mean over the repetitions"),
+        _num_col("ms_per_output_token_p95", header="ms/token p95",
+                 title=_title("ms_per_output_token") + ": 95th percentile over the repetitions"),
+        *(_ci_col(m) for m in ("ttft_ms", "prefill_tok_s", "decode_tok_s", "avg_power_w")),
         _num_col("peak_power_w"),
         _num_col("prefill_energy_frac", pct=True),
         _num_col("roofline_frac", pct=True),
@@ -84,12 +89,14 @@ def _metric_columns() -> list[Column]:
 
 
 def results_columns(a: Analysis) -> list[Column]:
-    """The columns of the per-configuration table (knobs that vary, then metrics)."""
+    """The columns of the per-configuration table (id and knobs that vary, then metrics)."""
     cols: list[Column] = []
     if a.multi_set:
         cols.append(Column("set", lambda r: str(r["set"]), lambda r: r["set"]))
     if len(a.workloads) > 1:
         cols.append(Column("workload", lambda r: str(r["workload"]), lambda r: r["workload"]))
+    cols.append(Column("configuration", lambda r: str(r.get("config_id") or ""), lambda r: r.get("config_id") or "",
+                       "configuration id: the grid's label, then the setting that differs from its base"))
     for k in a.varied or ["n_threads"]:
         cols.append(Column(AXES.get(k, k), lambda r, k=k: fmt_num(r.get(k)), lambda r, k=k: r.get(k)))
     cols += [
@@ -330,3 +337,62 @@ def _meters_table(domains: pl.DataFrame) -> Table | None:
                    fmt_num(d["estimate"]), d["source"] or "", fmt_num(d["update_period_s"]),
                    fmt_num(d["sample_period_s"]), fmt_num(d["n_samples_median"])]
                   for d in domains.iter_rows(named=True)])
+
+
+# ----------------------------------------------------------------------------- the original study's tables
+
+
+def _mean_ci(r: dict[str, Any], name: str, scale: float = 1.0) -> str:
+    v, lo, hi = (r.get(k) for k in (name, f"{name}_lo", f"{name}_hi"))
+    return fmt_ci(*(x * scale if x is not None else None for x in (v, lo, hi)))
+
+
+def suite_backend_table(a: Analysis) -> Table | None:
+    """Per suite and backend mode: mean latency, energy and EDP [95 % CI] (the study's summary)."""
+    df = a.study.summary if a.study is not None else None
+    if df is None or df.height == 0:
+        return None
+    hdr = (["set"] if a.multi_set else []) + ["suite", "backend", "configurations", "runs", "latency ms",
+                                               "energy J", "EDP J*s"]
+    rows = [([r["set"]] if a.multi_set else []) + [r["suite"], r["backend_mode"] or "", str(r["n_configurations"]),
+                                                   str(r["n_runs"]), _mean_ci(r, "latency_s", 1e3),
+                                                   _mean_ci(r, "energy_j"), _mean_ci(r, "edp_js")]
+            for r in df.iter_rows(named=True)]
+    return Table(hdr, rows, _numeric_tail(hdr, 5))
+
+
+def headline_table(a: Analysis) -> Table | None:
+    """CPU vs GPU per suite: speed-up, energy saved, EDP ratio [95 % CI] and their verdicts."""
+    hs = a.study.headlines if a.study is not None else []
+    if not hs:
+        return None
+    hdr = (["set"] if a.multi_set else []) + ["suite", "CPU", "GPU", "speed-up x", "", "energy saved %", "",
+                                               "EDP ratio x", ""]
+    rows = [([h.set] if a.multi_set else []) + [
+        h.suite, f"{h.cpu} (n={h.n_cpu})", f"{h.gpu} (n={h.n_gpu})", fmt_ci(*h.speedup), h.verdicts["speedup"],
+        fmt_ci(*(x * 100 for x in h.energy_saved)), h.verdicts["energy_saved"], fmt_ci(*h.edp_ratio),
+        h.verdicts["edp_ratio"]] for h in hs]
+    return Table(hdr, rows)
+
+
+def _settings(a: Analysis) -> dict[tuple[str, str], str]:
+    """(set, configuration id) -> its varied settings in words."""
+    shown = a.varied or ["n_threads"]
+    return {(r["set"], r["config_id"]): describe_config({k: r[k] for k in shown})
+            for r in a.cfg.iter_rows(named=True) if r.get("config_id")}
+
+
+def ranking_table(a: Analysis) -> Table | None:
+    """Configurations by mean EDP over every prompt (the study's ranking), with the verdict vs the best."""
+    df = a.study.ranking if a.study is not None else None
+    if df is None or df.height == 0:
+        return None
+    settings = _settings(a)
+    several = df.select(["set", "task"]).unique().height > 1
+    hdr = (["set"] if a.multi_set else []) + (["model | generation"] if several else []) + [
+        "rank", "configuration", "settings", "runs", "prompts", "EDP J*s", "latency ms", "energy J", "vs best"]
+    rows = [([r["set"]] if a.multi_set else []) + ([r["task"]] if several else []) + [
+        str(r["rank"]), r["config_id"] or "", settings.get((r["set"], r["config_id"]), ""), str(r["n_runs"]),
+        str(r["n_prompts"]), _mean_ci(r, "edp_js"), _mean_ci(r, "latency_s", 1e3), _mean_ci(r, "energy_j"),
+        r["verdict"]] for r in df.iter_rows(named=True)]
+    return Table(hdr, rows, [False] * (len(hdr) - 6) + [True, True, True, True, True, False])
