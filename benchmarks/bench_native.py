@@ -26,7 +26,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from llama_bench_build import build  # noqa: E402
+from llama_bench_build import build, run_env  # noqa: E402
 
 
 def llama_bench(binary: Path, model: str, threads: int, args: argparse.Namespace) -> dict[str, float]:
@@ -35,7 +35,7 @@ def llama_bench(binary: Path, model: str, threads: int, args: argparse.Namespace
     for phase, extra in (("prefill_tok_s", ["-p", str(args.n_prompt), "-n", "0"]),
                          ("decode_tok_s", ["-p", "0", "-n", str(args.n_gen), "-d", str(args.n_prompt)])):
         r = subprocess.run([str(binary), "-m", model, "-t", str(threads), "-r", str(args.reps), "-o", "json", *extra],
-                           capture_output=True, text=True, check=True)
+                           capture_output=True, text=True, check=True, env=run_env(binary))
         (test,) = json.loads(r.stdout)
         out[phase] = statistics.median(test["samples_ts"])
     return out

@@ -2,9 +2,10 @@
 
 The source is the llama-cpp-python sdist of the installed version: taken from uv's cache when it is
 there, else downloaded from the package registry (``pip download --no-binary``). It is configured
-like this project's build of the library (``-march=native`` without AMX, see pyproject.toml) and only
-the ``llama-bench`` target is built, once per version and CPU flags, under
-``$ENERGYBENCH_HOME/llama-bench/<key>/``.
+like this project's build of the library: ``-march=native`` without AMX (pyproject.toml), Release,
+shared libraries (llama-cpp-python builds ``libllama``/``libggml*`` as shared libraries, whose
+position-independent code a static build would not pay); only the ``llama-bench`` target is built,
+once per version and CPU flags, under ``$ENERGYBENCH_HOME/llama-bench/<key>/``.
 
     python benchmarks/llama_bench_build.py        # prints the path of the llama-bench binary
 """
@@ -56,7 +57,7 @@ def _downloaded_sdist(ver: str, into: Path) -> Path:
 def build(jobs: int | None = None) -> Path:
     """The llama-bench binary for the installed version (built now if not cached)."""
     ver = version()
-    key = hashlib.sha256(f"{ver} {sorted(sysinfo.cpu_flags())} {NO_AMX}".encode()).hexdigest()[:12]
+    key = hashlib.sha256(f"{ver} {sorted(sysinfo.cpu_flags())} {NO_AMX} shared".encode()).hexdigest()[:12]
     out = paths.home() / "llama-bench" / f"{ver}-{key}"
     binary = out / "bin" / "llama-bench"
     if binary.exists():
@@ -67,13 +68,19 @@ def build(jobs: int | None = None) -> Path:
         flags = f"-DCMAKE_C_FLAGS={NO_AMX}", f"-DCMAKE_CXX_FLAGS={NO_AMX}"
         subprocess.run(["cmake", "-S", str(src / "vendor" / "llama.cpp"), "-B", str(build_dir),
                         "-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF",
-                        "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF", "-DBUILD_SHARED_LIBS=OFF",
+                        "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF", "-DBUILD_SHARED_LIBS=ON",
                         *flags], check=True, capture_output=True)
         subprocess.run(["cmake", "--build", str(build_dir), "--target", "llama-bench", "-j",
                         str(jobs or os.cpu_count() or 2)], check=True, capture_output=True)
-        binary.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(build_dir / "bin" / "llama-bench", binary)
+        shutil.copytree(build_dir / "bin", binary.parent, dirs_exist_ok=True)  # the binary and its libraries
     return binary
+
+
+def run_env(binary: Path) -> dict[str, str]:
+    """The environment that runs ``binary`` with its own shared libraries (they sit beside it)."""
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (str(binary.parent), env.get("LD_LIBRARY_PATH")) if p)
+    return env
 
 
 if __name__ == "__main__":
