@@ -284,7 +284,7 @@ def _engine_metadata_keys(monkeypatch) -> set[str]:
 
     monkeypatch.setattr(results_dir, "memory_bandwidth_gbs", lambda: None)
     monkeypatch.setattr(results_dir, "_gpus", lambda: [])
-    plan = SimpleNamespace(kind="sweep", config={}, config_hash="h", gpu_protocol=None)
+    plan = SimpleNamespace(kind="sweep", config={}, config_hash="h", gpu_protocol=None, sweep_id="", shard=None)
     selection = SimpleNamespace(meters=[], domains=[], warnings=[])
     return set(results_dir.metadata(plan, backend_info=BackendInfo(name="llama.cpp", version="0"), selection=selection,
                                     models={}, sampler=SimpleNamespace(period_s=0.05, nice=19), amx={}))

@@ -27,13 +27,14 @@ def test_all_figures_render_in_worker_processes(tmp_path):
     generate_results(root, small_spec(threads=(1, 2, 4), n_failed=0))
     out = tmp_path / "report"
     s = build_report([root], out, figure_jobs=2, n_boot=300)
-    assert s.figures == list(FIGURES)  # every figure applies to a threads x GPU layers x batch grid
-    for name in FIGURES:
+    one_machine = [n for n in FIGURES if n != "machines"]  # machines: sets of two machines (test_machines_dimension)
+    assert s.figures == one_machine  # every other figure applies to a threads x GPU layers x batch grid
+    for name in one_machine:
         _check_png(out / "figures" / f"{name}.png")
         svg = (out / "figures" / f"{name}.svg").read_text()
         assert "<svg" in svg and len(svg) > 5_000
     html = s.files["html"].read_text()
-    assert html.count("data:image/png;base64,") == len(FIGURES)
+    assert html.count("data:image/png;base64,") == len(one_machine)
     assert "![Pareto front: latency vs energy](figures/pareto.png)" in s.files["md"].read_text()
 
 
@@ -52,6 +53,26 @@ def test_only_varied_axes_get_figures_and_stale_ones_go(tmp_path):
         assert not (out / "figures" / f"{name}.png").exists()
     for name in s.figures:
         _check_png(out / "figures" / f"{name}.png")
+
+
+def test_figures_are_reused_until_their_inputs_change(tmp_path):
+    import os
+
+    root, out = tmp_path / "threads", tmp_path / "report"
+    generate_results(root, small_spec(threads=(1, 2), n_gpu_layers=(0,), n_batch=(512,), gpu=False, n_failed=0))
+    first = build_report([root], out, figure_jobs=0, n_boot=300)
+    drawn = {f: (out / "figures" / f"{f}.png").stat().st_mtime_ns for f in first.figures}
+    again = build_report([root], out, figure_jobs=0, n_boot=300)  # nothing changed: nothing drawn
+    assert again.figures == first.figures
+    assert {f: (out / "figures" / f"{f}.png").stat().st_mtime_ns for f in again.figures} == drawn
+    assert "data:image/png;base64," in again.files["html"].read_text()  # still embedded
+    other = build_report([root], out, figure_jobs=0, n_boot=300, window_s=50.0)  # another option: redrawn
+    assert (out / "figures" / "race_to_sleep.png").stat().st_mtime_ns != drawn["race_to_sleep"]
+    meta = root / "metadata.json"
+    os.utime(meta, ns=(meta.stat().st_atime_ns, meta.stat().st_mtime_ns + 1))  # the results changed
+    build_report([root], out, figure_jobs=0, n_boot=300, window_s=50.0)
+    assert (out / "figures" / "pareto.png").stat().st_mtime_ns != drawn["pareto"]
+    assert other.figures == first.figures
 
 
 @pytest.mark.parametrize("name", ["pareto", "race_to_sleep", "power_timeline"])

@@ -33,6 +33,7 @@ import polars as pl
 
 from energybench import defaults
 from energybench.cost import Cost, Tariff, per_million_output_tokens
+from energybench.crossmachine import CrossMachine, cross_machine
 from energybench.errors import UsageError
 from energybench.machines import Difference, describe_machine, machine_differences, meter_names
 from energybench.metrics import METRICS, with_run_metrics
@@ -305,6 +306,7 @@ class Comparison:
     allowed_differences: bool = False
     tariff: Tariff | None = None
     costs: list[CostRow] = field(default_factory=list)
+    machines: CrossMachine | None = None  # sets of several kinds of machine: the same configurations on each
 
     def regressions(self, pct: float) -> list[tuple[str, Pair, MetricChange]]:
         return [(s.label, p, c) for s in self.sets for p, c in s.regressions(pct)]
@@ -352,6 +354,7 @@ def _set_warnings(base: _Prepared, new: _Prepared, pairs: list[Pair]) -> list[st
             out.append(f"{p.rs.label} holds no measured run")
         if p.rs.in_progress:
             out.append(f"{p.rs.label} is still being written or was interrupted (parts only): numbers may change")
+        out += [f"{p.rs.label}: {note}" for note in p.rs.notes]
     return out
 
 
@@ -415,15 +418,19 @@ def compare(base: ResultSet, news: Sequence[ResultSet], *, metrics: Sequence[str
     costs = _costs([pb, *prepared], tariff, n_boot=n_boot, seed=seed) if tariff else []
     return Comparison(base=base.label, base_root=str(base.root), base_machine=describe_machine(base.metadata),
                       metrics=metrics, sets=sets, ignore_knobs=ignore, allowed_differences=allow_different_machines,
-                      tariff=tariff, costs=costs)
+                      tariff=tariff, costs=costs, machines=cross_machine([base, *news], n_boot=n_boot, seed=seed))
 
 
 def compare_results(base: str | Path, news: Sequence[str | Path], **options: Any) -> Comparison:
-    """Read BASE and the NEW sets (through the report's one reader of result sets), then :func:`compare`."""
-    from energybench.report.build import load_sets
+    """Read BASE and the NEW sets (through the report's one reader of result sets: directories,
+    URLs, globs; shards of one sweep merged within each side), then :func:`compare`."""
+    from energybench.report.build import load_sides
 
-    sets = load_sets([base, *news])
-    return compare(sets[0], sets[1:], **options)
+    bases, new_sets = load_sides([[base], news])
+    if len(bases) != 1:
+        raise UsageError(f"BASE {base} holds {len(bases)} result sets: {', '.join(rs.label for rs in bases)}",
+                         hint="BASE is one results directory, or the shards of one sweep")
+    return compare(bases[0], new_sets, **options)
 
 
 def comparison_dict(c: Comparison, fail_pct: float | None = None) -> dict[str, Any]:
@@ -448,4 +455,5 @@ def comparison_dict(c: Comparison, fail_pct: float | None = None) -> dict[str, A
         "cost": None if c.tariff is None else {
             "tariff": asdict(c.tariff), "per": "1M output tokens",
             "rows": [{"set": r.set, **r.configuration.to_dict(), **r.cost.to_dict()} for r in c.costs]},
+        "machines": c.machines.to_dict() if c.machines is not None else None,
     }

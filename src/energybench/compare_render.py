@@ -3,7 +3,7 @@ tables either way, numbers formatted by :mod:`energybench.report.fmt`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from energybench.compare import Comparison, MetricChange, SetComparison
 from energybench.metrics import METRICS, heading
@@ -69,6 +69,18 @@ def _listing(s: SetComparison) -> list[str]:
     return out + [f"only in NEW: {x.config_id} ({x.workload})" for x in s.only_new]
 
 
+def machines_lines(c: Comparison, table: Callable[[Table], list[str]], bullet: str) -> list[str]:
+    """The same configurations on each kind of machine (sets of several machines only)."""
+    from energybench.report.tables import cross_machine_table, machine_caveats
+
+    t = cross_machine_table(c.machines)
+    if t is None:
+        return []
+    out = ["", "across machines, lowest energy per output token first (95 % bootstrap CIs):", ""]
+    out += [f"{bullet}{lab}: {desc}" for lab, desc in c.machines.machines.items()] + [""]
+    return out + table((t.header, t.rows)) + [f"{bullet}caveat: {x}" for x in machine_caveats(c)]
+
+
 def gate_line(c: Comparison, pct: float) -> str:
     regs = c.regressions(pct)
     if not regs:
@@ -96,6 +108,7 @@ def render_text(c: Comparison, fail_pct: float | None = None) -> str:
     if c.tariff is not None:
         out += ["", f"cost and CO2e per 1M output tokens at {c.tariff.describe()} (95 % CI of the energy):", ""]
         out += _text_table(cost_table(c))
+    out += machines_lines(c, _text_table, "")
     if fail_pct is not None:
         out += ["", gate_line(c, fail_pct)]
     return "\n".join(out) + "\n"
@@ -109,6 +122,7 @@ def render_markdown(c: Comparison, fail_pct: float | None = None) -> str:
     if c.tariff is not None:
         out += ["", f"Cost and CO2e per 1M output tokens at {c.tariff.describe()} (95 % CI of the energy):", ""]
         out += md_table(*cost_table(c)).splitlines()
+    out += machines_lines(c, lambda t: md_table(*t).splitlines(), "- ")
     if fail_pct is not None:
         out += ["", f"**{gate_line(c, fail_pct)}**"]
     return "\n".join(out) + "\n"

@@ -66,3 +66,34 @@ def describe_machine(meta: Mapping[str, Any]) -> str:
 def meter_names(meta: Mapping[str, Any]) -> str:
     """'estimate' or 'nvml,rapl': the meters a set's energy came from."""
     return ",".join(sorted(str(m.get("name")) for m in meta.get("meters") or [] if isinstance(m, Mapping))) or "none"
+
+
+def _gib(n: Any) -> str:
+    try:
+        return f"{float(n) / 2**30:.0f} GiB"
+    except (TypeError, ValueError):
+        return "memory unknown"
+
+
+def host_key(meta: Mapping[str, Any]) -> tuple[str, ...]:
+    """What makes a kind of machine: CPU, logical CPUs, memory, OS and GPUs (never the host name,
+    so alike machines of a fleet are one kind)."""
+    host = meta.get("host") or {}
+    return (str(host.get("cpu_model")), str(host.get("cpu_logical")), _gib(host.get("memory_total_bytes")),
+            str(host.get("os")), _gpus(meta))
+
+
+def describe_host(meta: Mapping[str, Any]) -> str:
+    """'Intel Xeon ... · 2 CPUs · 8 GiB · Linux 6.8.0 · GPUs: none' for a machine table."""
+    host = meta.get("host") or {}
+    cpus = f"{host.get('cpu_logical')} CPUs" if host.get("cpu_logical") else "CPUs unknown"
+    os_name = " ".join(str(x) for x in (host.get("os"), host.get("os_release")) if x) or "OS unknown"
+    return " · ".join([str(host.get("cpu_model") or "CPU unknown"), cpus, _gib(host.get("memory_total_bytes")),
+                       os_name, f"GPUs: {_gpus(meta)}"])
+
+
+def energy_components(meta: Mapping[str, Any]) -> str:
+    """'cpu+dram': the components of the top-level energy domains a set's totals add up."""
+    comps = sorted({str(d.get("component") or d.get("name")) for d in meta.get("domains") or []
+                    if isinstance(d, Mapping) and not d.get("parent")})
+    return "+".join(comps) or "none"

@@ -77,6 +77,10 @@ class Plan:
     config_ids: dict[str, str] = field(default_factory=dict)
     #: points of the config left out because they need a GPU and ``cpu_only`` is set
     left_out: list[RunPoint] = field(default_factory=list)
+    #: the part of a sharded sweep this plan runs (:mod:`energybench.shard`; None: all of it)
+    shard: Any = None
+    points_total: int = 0  # points of the whole sweep (a shard runs some of them)
+    sweep_id: str = ""  # the sweep's identity beside its config hash ("": the config hash)
 
     @property
     def backend(self) -> str:
@@ -123,9 +127,10 @@ def _cooldown(c: Any) -> Cooldown:
     return Cooldown(until_idle=True, within_pct=u.within_pct, hold_s=u.hold_s, max_s=u.max_s)
 
 
-def plan_from_config(config: Any, *, kind: str = "sweep") -> Plan:
+def plan_from_config(config: Any, *, kind: str = "sweep", shard: Any = None, sweep_id: str | None = None) -> Plan:
     """The plan of a validated :class:`~energybench.config.SweepConfig`: its grid expanded and
-    ordered, the GPU protocol's window applied to the points that offload."""
+    ordered, the GPU protocol's window applied to the points that offload; with ``shard``
+    (:class:`energybench.shard.Shard`), that shard's part of the points."""
     from energybench.config import config_hash
     from energybench.gpu import needs_gpu
     from energybench.grid import configuration_ids, plan_points
@@ -139,15 +144,20 @@ def plan_from_config(config: Any, *, kind: str = "sweep") -> Plan:
         applied = [protocol.apply_to_point(p) for p in points]
         ids |= {q.point_id: ids[p.point_id] for p, q in zip(points, applied, strict=True)}
         points = applied
-    return Plan(
+    plan = Plan(
         name=config.name, points=points, kind=kind, warmup=config.warmup,
         repetitions=_repetitions(config.repetitions), cooldown=_cooldown(config.cooldown),
         idle_baseline_s=config.idle_baseline_s, idle_every_min=config.idle_every_min,
         max_failures=config.max_failures, meters=None if config.meters == "auto" else list(config.meters),
         sample_period_s=config.sample_period_ms / 1000.0, cpu_tdp_w=config.cpu_tdp_w,
         allow_estimate=config.allow_estimate, config=config.normalized(), config_hash=config_hash(config),
-        gpu_protocol=protocol, config_ids=ids, left_out=left_out,
+        gpu_protocol=protocol, config_ids=ids, left_out=left_out, points_total=len(points), sweep_id=sweep_id or "",
     )
+    if shard is None:
+        return plan
+    from energybench import shard as sharding
+
+    return sharding.apply(plan, shard)
 
 
 @dataclass(frozen=True)

@@ -244,6 +244,11 @@ class ResultsStore:
         self.root = Path(root)
         self.parts = self.root / "parts"
 
+    @property
+    def location(self) -> Path | str:
+        """Where the results end up (a URL for a store that uploads them)."""
+        return self.root
+
     # -- metadata
     @property
     def metadata_path(self) -> Path:
@@ -355,6 +360,13 @@ class ResultsStore:
 # ----------------------------------------------------------------------------- readers
 
 
+def _is_url(root: Any) -> bool:
+    """A result set on object storage (read through :mod:`energybench.storage`)."""
+    from energybench.storage import is_url
+
+    return is_url(root)
+
+
 def _check_dir(root: Path) -> Path:
     root = Path(root)
     if root.is_file() and root.suffix == ".parquet":
@@ -381,6 +393,10 @@ def _read_many(paths: list[Path], schema: Mapping[str, pl.DataType]) -> pl.DataF
 
 def read_runs(root: Path | str) -> pl.DataFrame:
     """All runs of a results directory (consolidated and/or parts), one row per run_id."""
+    if _is_url(root):
+        from energybench.storage import read_runs as read_url
+
+        return read_url(str(root))
     root = _check_dir(Path(root))
     if root.is_file():
         return conform(pl.read_parquet(root), RUNS_SCHEMA)
@@ -397,6 +413,10 @@ def read_runs(root: Path | str) -> pl.DataFrame:
 
 def read_samples(root: Path | str, run_ids: Iterable[str] | None = None) -> pl.DataFrame:
     """Meter samples of a results directory (optionally only some runs)."""
+    if _is_url(root):
+        from energybench.storage import read_samples as read_url
+
+        return read_url(str(root), run_ids)
     root = _check_dir(Path(root))
     if root.is_file():
         return empty_samples()
@@ -416,6 +436,10 @@ def read_samples(root: Path | str, run_ids: Iterable[str] | None = None) -> pl.D
 
 
 def read_metadata(root: Path | str) -> dict[str, Any]:
+    if _is_url(root):
+        from energybench.storage import join, read_json
+
+        return read_json(str(join(str(root), "metadata.json")))
     root = Path(root)
     path = root / "metadata.json"
     if not path.exists():

@@ -17,8 +17,10 @@ FORMATS = ("text", "markdown", "json")
 
 @app.command("compare")
 def compare_cmd(
-    base: str = typer.Argument(..., metavar="BASE", help="BASE results directory (the reference)."),
-    new: list[str] = typer.Argument(..., metavar="NEW", help="NEW results directories, each compared with BASE."),
+    base: str = typer.Argument(..., metavar="BASE", help="BASE results directory or s3:// URL (the reference; a "
+                                                         "glob of the shards of one sweep is one set)."),
+    new: list[str] = typer.Argument(..., metavar="NEW", help="NEW results directories, s3:// URLs or globs, each "
+                                                             "compared with BASE (the shards of one sweep: merged)."),
     metric: list[str] = typer.Option([], "--metric", help="Metric to compare (repeatable; names of `energybench "
                                      "report`'s glossary) [default: " + ", ".join(defaults.COMPARE_METRICS) + "]."),
     fail_on_regression: float | None = typer.Option(None, "--fail-on-regression", metavar="PCT",

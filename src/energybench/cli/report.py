@@ -12,10 +12,11 @@ from energybench.cli.app import app, console, err_console, print_json, warn
 
 @app.command("report")
 def report_cmd(
-    dirs: list[Path] = typer.Argument(..., help="Results directory written by measure/sweep (several: compared)."),
+    dirs: list[str] = typer.Argument(..., help="Results directories written by measure/sweep, s3:// URLs, or globs "
+                                               "of either (several: side by side; the shards of one sweep: merged)."),
     out: Path | None = typer.Option(None, "-o", "--out", help="Output directory (default: DIR/report)."),
-    compare: list[Path] = typer.Option([], "--compare", help="Another results directory to put side by side "
-                                                            "(repeat for more)."),
+    compare: list[str] = typer.Option([], "--compare", help="Another results directory to put side by side "
+                                                           "(repeat for more)."),
     fmt: str = typer.Option("text", "--format", help="What to print: text (a summary) or json (the summary as "
                                                      "JSON, for CI). report.md/report.html are written either way."),
     export: list[str] = typer.Option([], "--export", help="Also export: csv, into OUT/tables: the original "
@@ -42,6 +43,12 @@ def report_cmd(
                   n_boot=bootstrap, seed=seed, labels=label or None)
     if serve:
         from energybench.report.serve import serve_report
+        from energybench.storage import expand, is_url
+
+        all_dirs = expand(all_dirs)
+        if any(is_url(d) for d in all_dirs):
+            raise typer.BadParameter("--serve watches local directories; report an s3:// URL without --serve",
+                                     param_hint="--serve")
 
         srv = serve_report(all_dirs, out, port=port, **kwargs)
         err_console.print(f"serving the report of {', '.join(map(str, all_dirs))} (Ctrl-C stops)", highlight=False)
@@ -69,7 +76,7 @@ def report_cmd(
     for r in summary.recommendations:
         groups.setdefault((r.set, r.workload), []).append(r)
     for (set_name, wl), recs in list(groups.items())[:6]:
-        t = Table(title=f"{wl}" + (f" [{set_name}]" if len(all_dirs) > 1 else ""), title_justify="left",
+        t = Table(title=f"{wl}" + (f" [{set_name}]" if len(summary.summary["sets"]) > 1 else ""), title_justify="left",
                   show_lines=False)
         t.add_column("objective")
         t.add_column("best configuration")

@@ -52,8 +52,11 @@ def sweep(
                                 help="Sweep config (YAML file, or a built-in name: quick, p1_baseline, p2_ablation, seed_p1, "
                                      "seed_p2) "
                                      "[default: quick]. Flags below override its fields."),
-    out: Path = typer.Option(None, "--out", "-o", help="Results directory [default: config output_dir or results/NAME-TIME]."),
-    resume: Path = typer.Option(None, "--resume", help="Continue an interrupted sweep in this directory (runs only what is missing)."),
+    out: str = typer.Option(None, "--out", "-o", metavar="DIR|URL", help="Results directory, or an s3://bucket/prefix URL (each finished "
+                                                      "run is uploaded) [default: config output_dir or "
+                                                      "results/NAME-TIME]."),
+    resume: str = typer.Option(None, "--resume", metavar="DIR|URL", help="Continue an interrupted sweep in this directory or s3:// URL "
+                                                      "(runs only what is missing)."),
     force: bool = typer.Option(False, "--force", help="With --resume: accept a changed config and extend the sweep."),
     model: list[str] = typer.Option(None, "--model", "-m", help="Model reference(s) (repeatable)."),
     threads: list[str] = typer.Option(None, "--threads", "-t", help="Threads: 1,2,4 or a range 1-8*2 [default: physical cores]."),
@@ -85,6 +88,13 @@ def sweep(
     cpu_only: bool = typer.Option(False, "--cpu-only", help="Run only the points that need no GPU (n_gpu_layers 0), "
                                                              "e.g. the CPU part of seed_p2 on a CPU-only build; the "
                                                              "others are named as left out."),
+    shard: str = typer.Option(None, "--shard", metavar="K/N", help="Run shard K of N (1..N): a deterministic, "
+                                                                   "balanced part of the points, load groups kept "
+                                                                   "whole where that stays balanced; `report` merges "
+                                                                   "the shards of one sweep."),
+    sweep_id: str = typer.Option(None, "--sweep-id", metavar="ID", help="The sweep's identity beside its config hash (give every "
+                                                          "shard the same one, e.g. $SLURM_ARRAY_JOB_ID) "
+                                                          "[default: the config hash]."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live view; only the final summary."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout (implies --quiet)."),
 ) -> None:
@@ -98,13 +108,19 @@ def sweep(
     from energybench.engine.results_dir import choose_out_dir
     from energybench.examples import DEFAULT
     from energybench.plan import left_out_ids, plan_from_config
+    from energybench.results import read_metadata
+    from energybench.shard import resolve
 
     flags = given_flags(context, FIELDS)
     cfg = resolve_config(config, flags, resume_dir=resume, default=DEFAULT)
     quiet = quiet or as_json
     if config is None and resume is None and not any(f.path == "models" for f in flags) and not quiet:
         err_console.print(f"no config given: running the built-in [bold]{DEFAULT}[/bold] sweep ({cfg.source})")
-    plan = plan_from_config(cfg)
+    part, identity = resolve(shard, sweep_id, read_metadata(resume) if resume is not None else {})
+    plan = plan_from_config(cfg, shard=part, sweep_id=identity)
+    if part is not None:  # said even with --quiet: a fleet's logs tell which part each machine ran
+        err_console.print(f"shard {part}: {len(plan.points)} of the sweep's {plan.points_total} points "
+                          f"({plan.runs_total()} runs planned)", highlight=False)
     if plan.left_out:
         warn(f"cpu_only: leaving out {len(plan.left_out)} points that need a GPU ({', '.join(left_out_ids(plan))}); "
              f"running the other {len(plan.points)}")

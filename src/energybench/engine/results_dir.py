@@ -12,39 +12,54 @@ import polars as pl
 
 from energybench import __version__
 from energybench.errors import ResultsError, UsageError
+from energybench import shard as sharding
 from energybench.plan import Plan
 from energybench.results import ResultsStore, read_metadata, read_runs
+from energybench.storage import is_url, location
 from energybench.sysinfo import clock_info, host_info, memory_bandwidth_gbs
 
 
-def choose_out_dir(config: Any, *, out: Path | None = None, resume: Path | None = None, prefix: str | None = None) -> Path:
+def choose_out_dir(config: Any, *, out: Path | str | None = None, resume: Path | str | None = None,
+                   prefix: str | None = None) -> Path | str:
     """Where results go: ``resume`` (the directory to continue), else ``out``, else the config's
-    ``output_dir``, else ``results/<prefix or config name>-<local time>``."""
+    ``output_dir``, else ``results/<prefix or config name>-<local time>``. An ``s3://`` URL stays
+    a URL (:mod:`energybench.engine.remote_dir`)."""
     if resume is not None:
-        if out is not None and Path(out) != Path(resume):
+        if out is not None and str(out) != str(resume) and Path(out) != Path(resume):
             raise UsageError("--out and --resume name different directories", hint="--resume DIR continues DIR")
-        return Path(resume)
+        return location(resume)
     if out is not None:
-        return Path(out)
+        return location(out)
     if config.output_dir:
         return Path(config.output_dir)
     return Path("results") / f"{prefix or config.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
-def open_new(out_dir: Path) -> ResultsStore:
+def open_new(out_dir: Path | str) -> ResultsStore:
     """A store for a new measurement; refuses a directory that already holds something."""
+    if is_url(out_dir):
+        from energybench.engine import remote_dir
+
+        return remote_dir.open_new(str(out_dir))
+    out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise UsageError(f"output directory {str(out_dir)!r} already holds results",
                          hint=f"resume it with `energybench sweep --resume {out_dir}` or choose another --out")
     return ResultsStore(out_dir)
 
 
-def open_resume(out_dir: Path, plan: Plan, force: bool) -> tuple[ResultsStore, dict[str, Any], set[str]]:
+def open_resume(out_dir: Path | str, plan: Plan, force: bool) -> tuple[ResultsStore, dict[str, Any], set[str]]:
     """(store, stored metadata, run ids already done ok) of an interrupted measurement.
 
-    A config that changed since the start is refused unless ``force`` (then the sweep is extended).
-    Results that cannot be read are an error: resuming must never silently measure everything again.
+    A config that changed since the start is refused unless ``force`` (then the sweep is extended),
+    as is another shard or sweep id than the stored one. Results that cannot be read are an error:
+    resuming must never silently measure everything again.
     """
+    if is_url(out_dir):
+        from energybench.engine import remote_dir
+
+        return remote_dir.open_resume(str(out_dir), plan, force)
+    out_dir = Path(out_dir)
     meta = read_metadata(out_dir)
     if not meta:
         raise ResultsError(f"{str(out_dir)!r} has no metadata.json: nothing to resume", hint="start a new sweep with --out")
@@ -52,6 +67,13 @@ def open_resume(out_dir: Path, plan: Plan, force: bool) -> tuple[ResultsStore, d
     if old and old != plan.config_hash and not force:
         raise ResultsError(f"the config changed since this sweep started (hash {old} -> {plan.config_hash})",
                            hint="resume with the original config, or pass --force to extend the sweep with the new one")
+    stored = sharding.Shard.from_metadata(meta)
+    if stored != plan.shard:
+        raise ResultsError(f"this directory holds shard {stored or 'none'} of its sweep, "
+                           f"not {plan.shard or 'the whole sweep'}", hint="resume without --shard")
+    if plan.sweep_id and meta.get("sweep_id") not in (None, plan.sweep_id):
+        raise ResultsError(f"this directory holds sweep {meta['sweep_id']}, not {plan.sweep_id}",
+                           hint="resume without --sweep-id")
     store = ResultsStore(out_dir)
     store.remove_stale_temp_files()
     try:
@@ -81,6 +103,8 @@ def metadata(plan: Plan, *, backend_info: Any, selection: Any, models: dict[str,
         "models": {ref: _model_entry(m) for ref, m in models.items()},
         "config": plan.config,
         "config_hash": plan.config_hash,
+        "sweep_id": plan.sweep_id or plan.config_hash,  # with config_hash, the sweep shards belong to
+        "shard": sharding.metadata(plan),  # which part of a sharded sweep (energybench.shard)
         "memory_bandwidth_gbs": memory_bandwidth_gbs(),  # decode roofline ceiling (cached per machine)
         "sampler": {"period_s": sampler.period_s, "thread_nice": sampler.nice,
                     "where": "a thread of the measuring process (never the inference worker)"},

@@ -34,7 +34,7 @@ from energybench.results import ResultsStore, read_runs
 class RunSummary:
     """What a plan's run did. Seconds for durations."""
 
-    out_dir: Path
+    out_dir: Path | str  # a URL for results on object storage
     n_points: int
     n_runs_total: int  # most runs the plan can make
     n_runs_done: int  # ok runs in the directory at the end
@@ -74,9 +74,9 @@ class _Tally:
     last_end_ns: int | None = None  # end of the previous run (cooldowns count from it)
 
 
-def run(plan: Plan, out_dir: Path, *, resume: bool = False, force: bool = False, events: ev.EventSink = ev.ignore,
+def run(plan: Plan, out_dir: Path | str, *, resume: bool = False, force: bool = False, events: ev.EventSink = ev.ignore,
         backend: Any = None, selection: Any = None) -> RunSummary:
-    """Run (or resume) ``plan`` into ``out_dir``.
+    """Run (or resume) ``plan`` into ``out_dir`` (a directory, or an ``s3://`` URL).
 
     ``backend``: an already started backend to use (its start can overlap config parsing);
     ``selection``: opened meters to use instead of the plan's choice. Both are closed at the end,
@@ -91,8 +91,8 @@ def run(plan: Plan, out_dir: Path, *, resume: bool = False, force: bool = False,
             raise UsageError("the plan has no points", hint="every grid axis needs at least one value")
         for note in check_plan(plan.points):
             events(ev.Note(note))
-        store, meta, done_ok = (results_dir.open_resume(Path(out_dir), plan, force) if resume
-                                else (results_dir.open_new(Path(out_dir)), {}, set()))
+        store, meta, done_ok = (results_dir.open_resume(out_dir, plan, force) if resume
+                                else (results_dir.open_new(out_dir), {}, set()))
         backend = backend or create_backend(plan.backend, start=True)
         selection = selection or select_meters(plan.meters, cpu_tdp_w=plan.cpu_tdp_w,
                                                allow_estimate=plan.allow_estimate)
@@ -102,7 +102,7 @@ def run(plan: Plan, out_dir: Path, *, resume: bool = False, force: bool = False,
             events(ev.Note(warning))
         plan, verdict = _amx_checked(plan, backend, events)
         session = Session(store, selection, backend, sample_period_s=plan.sample_period_s, events=events,
-                          sweep_id=plan.config_hash or plan.name)
+                          sweep_id=plan.sweep_id or plan.config_hash or plan.name)
         with session:
             tally = _Tally(n_idle=len(meta.get("idle_baselines", [])))
             _start(session, plan, selection, meta, resume, force, done_ok, verdict)
@@ -141,7 +141,7 @@ def _start(session: Session, plan: Plan, selection: Any, meta: dict[str, Any], r
     if plan.gpu_protocol is not None and any(plan.protocol_for(p) for p in plan.points):
         session.events(ev.Note(plan.gpu_protocol.note(plan.repetitions.lower)))
     session.events(ev.Started(points=len(plan.points), runs=plan.runs_total(), already_done=len(done_ok),
-                              out_dir=str(session.store.root), power_w=session.power_w))
+                              out_dir=str(session.store.location), power_w=session.power_w))
 
 
 def _loop(session: Session, plan: Plan, done_ok: set[str], tally: _Tally) -> None:
@@ -249,7 +249,7 @@ def _finish(store: ResultsStore, plan: Plan, session: Session, tally: _Tally, wa
     store.update_metadata(status=status, finished_at=datetime.now(UTC).isoformat(), n_runs_ok=n_ok, n_runs_failed=bad.height, failed_points=failed_points,
                           skipped_points=tally.skipped, model_loads=session.model_loads)
     store.consolidate()
-    return RunSummary(out_dir=store.root, n_points=len(plan.points), n_runs_total=plan.runs_total(),
+    return RunSummary(out_dir=store.location, n_points=len(plan.points), n_runs_total=plan.runs_total(),
                       n_runs_done=n_ok, n_runs_this_session=tally.ran, n_failed_runs=bad.height,
                       failed_points=failed_points, skipped_points=tally.skipped, model_loads=session.model_loads,
                       load_groups=len({p.load_key for p in plan.points}), wall_s=wall_s,

@@ -50,6 +50,7 @@ class Analysis:
     bandwidth: dict[str, tuple[float | None, str]]  # set -> (GB/s, where it came from)
     timeline_runs: list[tuple[str, str, str]] = field(default_factory=list)  # (set, run_id, why)
     study: Any = None  # the original study's tables (energybench.report.study.StudyTables)
+    machines: Any = None  # the same configurations on several machines (energybench.crossmachine.CrossMachine)
 
     @property
     def valid(self) -> pl.DataFrame:
@@ -162,6 +163,9 @@ def analyze(sets: Sequence[ResultSet], *, window_s: float | None = None, n_boot:
                  workloads=workloads, windows=windows, window_source=window_source, bandwidth=bandwidth,
                  timeline_runs=_timeline_runs(valid, cfg, recs))
     a.study = study_tables(a, n_boot=n_boot, seed=seed)
+    from energybench.crossmachine import cross_machine
+
+    a.machines = cross_machine(sets, valid, n_boot=n_boot, seed=seed)
     return a
 
 
@@ -261,6 +265,7 @@ def _global_warnings(sets: Sequence[ResultSet], runs: pl.DataFrame, valid: pl.Da
         v = valid.filter(pl.col("set") == rs.label)
         if rs.synthetic_data:
             out.append(f"{p}synthetic data: written by {rs.metadata.get('generator')}, not measured on any machine")
+        out += [f"{p}{note}" for note in rs.notes]
         if r.height == 0:
             out.append(f"{p}no runs yet in {rs.root}: nothing to report (is the sweep still starting?)")
             continue

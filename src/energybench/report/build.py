@@ -20,11 +20,14 @@ from typing import Any
 import polars as pl
 
 from energybench.errors import UsageError
+from energybench.report import figcache
 from energybench.report.analysis import Analysis, analyze, configuration_records
 from energybench.report.bandwidth import measure_memory_bandwidth
 from energybench.report.best import Recommendation
 from energybench.report.figures import FIGURES, FigureFile, build_figures, save_figures
+from energybench import storage
 from energybench.report.load import ResultSet, load_result_set, unique_labels
+from energybench.report.shards import merge_shards, relabel
 from energybench.report.html import render_html
 from energybench.report.jsonsummary import summary_dict
 from energybench.report.markdown import render_markdown
@@ -91,7 +94,8 @@ def _slim(a: Analysis) -> Analysis:
     runs = a.runs.filter(pl.col("set").is_in([s for s, _ in keep]) & pl.col("run_id").is_in([r for _, r in keep])) \
         if keep else a.runs.head(0)
     runs = runs.drop(["token_t_ns", "domains", "stderr_tail"], strict=False)
-    sets = [dataclasses.replace(rs, runs=rs.runs.head(0)) for rs in a.sets]
+    sets = [dataclasses.replace(rs, runs=rs.runs.head(0), shards=[dataclasses.replace(s, runs=s.runs.head(0))
+                                                                 for s in rs.shards]) for rs in a.sets]
     return dataclasses.replace(a, runs=runs, sets=sets, domains=a.domains.head(0), provenance=a.provenance.head(0))
 
 
@@ -159,15 +163,23 @@ def _check_options(formats: Iterable[str], export: Iterable[str], figure_formats
         raise UsageError(f"n_boot={n_boot} is too small", hint="use at least 1000 bootstrap resamples")
 
 
-def load_sets(dirs: Sequence[Path | str], labels: Sequence[str] | None = None) -> list[ResultSet]:
-    """Read every result directory (ResultsError for one that is not a results directory)."""
-    if not dirs:
+def load_sides(sides: Sequence[Sequence[Path | str]]) -> list[list[ResultSet]]:
+    """Each side's result sets (``compare``: BASE, then NEW), read as :func:`load_sets` reads them;
+    labels are distinct over every side, and shards merge within a side only."""
+    found = [storage.expand(side) for side in sides]
+    flat = [loc for side in found for loc in side]
+    if not flat:
         raise UsageError("no results directory given", hint="energybench report DIR")
-    paths = [Path(d) for d in dirs]
-    labels = list(labels) if labels else unique_labels(paths)
-    if len(labels) != len(paths):
-        raise UsageError(f"{len(labels)} labels for {len(paths)} result directories")
-    return [load_result_set(p, lab) for p, lab in zip(paths, labels, strict=True)]
+    names = iter(unique_labels(flat))
+    return [merge_shards([load_result_set(loc, next(names)) for loc in side]) for side in found]
+
+
+def load_sets(dirs: Sequence[Path | str], labels: Sequence[str] | None = None) -> list[ResultSet]:
+    """Read every result set: directories, ``s3://`` URLs, and globs of either (expanded here, so a
+    quoted glob works in any shell); the shards of one sweep become one set (:mod:`.shards`).
+    ResultsError for a location that holds no results; UsageError for shards of different sweeps."""
+    sets = load_sides([dirs])[0]
+    return relabel(sets, labels) if labels else sets
 
 
 def build_report(dirs: Sequence[Path | str], out_dir: Path | str | None = None, *, window_s: float | None = None,
@@ -187,22 +199,25 @@ def build_report(dirs: Sequence[Path | str], out_dir: Path | str | None = None, 
     """
     formats, figure_formats, export = tuple(formats), tuple(figure_formats), tuple(export)
     _check_options(formats, export, figure_formats, window_s, n_boot)
+    sources = storage.expand(dirs)
+    out = Path(out_dir) if out_dir is not None else default_out_dir(dirs[0] if dirs else ".")
+    fig_dir = out / "figures"
+    key = figcache.inputs_key(sources, {"window_s": window_s, "n_boot": n_boot, "seed": seed, "labels": labels,
+                                     "formats": figure_formats, "bandwidth": measure_bandwidth})
+    fig_files = figcache.cached(fig_dir, key) if figures else []
     jobs = default_figure_jobs() if figure_jobs is None else max(0, int(figure_jobs))
-    pool = FigurePool(jobs) if figures and jobs >= 1 else None
+    pool = FigurePool(jobs) if fig_files is None and jobs >= 1 else None
     try:
-        sets = load_sets(dirs, labels)
-        first = Path(dirs[0])
-        out = Path(out_dir) if out_dir is not None else (first.parent if first.is_file() else first) / "report"
+        sets = load_sets(sources, labels)
         out.mkdir(parents=True, exist_ok=True)
         bw = None
         if measure_bandwidth and any(rs.memory_bandwidth_gbs is None for rs in sets):
             bw = measure_memory_bandwidth()
         a = analyze(sets, window_s=window_s, n_boot=n_boot, seed=seed, measured_bandwidth_gbs=bw)
-        fig_dir = out / "figures"
-        fig_files: list[FigureFile] = []
-        if figures:
+        if fig_files is None:
             fig_files = (pool.render(a, fig_dir, figure_formats) if pool is not None
                          else save_figures(build_figures(a), fig_dir, formats=figure_formats))
+            figcache.remember(fig_dir, key, fig_files)
         _remove_stale_figures(fig_dir, {f.name for f in fig_files})
         exports: list[Path] = []
         if "csv" in export:
@@ -230,6 +245,17 @@ def build_report(dirs: Sequence[Path | str], out_dir: Path | str | None = None, 
     return ReportSummary(out_dir=out, files=files, figures=[f.name for f in fig_files], exports=exports,
                          summary=summary, warnings=list(a.warnings), recommendations=list(a.recommendations),
                          n_runs=a.runs.height, analysis=a)
+
+
+def default_out_dir(first: Path | str) -> Path:
+    """Where a report goes without ``-o``: ``<first set>/report``, for a glob ``<its directory>/report``
+    (``study/*`` -> ``study/report``); for object storage ``report-<name>`` in the current directory
+    (reports are written locally)."""
+    base = storage.glob_base(first)
+    if storage.is_url(base):
+        return Path(f"report-{storage.name_of(base)}")
+    base = Path(base)
+    return (base.parent if base.is_file() else base) / "report"
 
 
 def _remove_stale_figures(fig_dir: Path, keep: set[str]) -> None:

@@ -433,6 +433,42 @@ def fig_power_timeline(a: Analysis) -> ggplot | None:
     return g
 
 
+def fig_machines(a: Analysis, top: int = 20) -> ggplot | None:
+    """Energy per output token of the same configurations on each machine (95 % CIs), lowest ringed."""
+    import pandas as pd
+    import plotnine as p9
+
+    m = a.machines
+    if m is None or not m.rows:
+        return None
+    rows = m.rows[:top]
+    one_workload = len({r.workload for r in rows}) == 1
+    recs = [{"config": r.config if one_workload else f"{r.config}\n{r.workload}", "set": v.set, "value": v.median,
+             "lo": np.nan if v.lo is None else v.lo, "hi": np.nan if v.hi is None else v.hi,
+             "rank": "lowest" if i == 0 else "higher"} for r in rows for i, v in enumerate(r.values)]
+    df = pd.DataFrame(recs)
+    df["config"] = pd.Categorical(df["config"], categories=list(dict.fromkeys(df["config"]))[::-1], ordered=True)
+    df["set"] = pd.Categorical(df["set"], categories=list(m.machines), ordered=True)
+    dodge = p9.position_dodge(width=0.6)
+    caveats = list(dict.fromkeys(c for r in rows for c in r.caveats))
+    subtitle = (rows[0].workload + "; " if one_workload else "") + (
+        "caveat: " + "; ".join(caveats) if caveats else "every machine's energy from the same kind of meter")
+    g = (p9.ggplot(df, p9.aes(x="config", y="value", color="set", shape="rank"))
+         + p9.geom_linerange(p9.aes(ymin="lo", ymax="hi"), position=dodge, size=0.7, na_rm=True)
+         + p9.geom_point(position=dodge, size=2.6)
+         + p9.scale_shape_manual(values={"lowest": "D", "higher": "o"})
+         + p9.scale_color_manual(values=PALETTE * 4)
+         + p9.coord_flip()
+         + p9.labs(title="The same configurations on each machine: energy per output token",
+                   subtitle=_wrap(subtitle, 110), x="", y=f"{METRICS[m.metric].label} ({METRICS[m.metric].unit})",
+                   color="set (machine)", shape="")
+         + _theme() + p9.theme(figure_size=(WIDTH_IN, max(3.0, 0.45 * len(rows) * max(1, len(m.machines) / 2) + 1.6))))
+    vals = df["value"].dropna()
+    if len(vals) and vals.min() > 0 and vals.max() / vals.min() > 8:
+        g = g + p9.scale_y_log10()
+    return g
+
+
 #: name -> (builder, title, caption)
 FIGURES: dict[str, tuple[Any, str, str]] = {
     "pareto": (fig_pareto, "Pareto front: latency vs energy",
@@ -446,6 +482,9 @@ FIGURES: dict[str, tuple[Any, str, str]] = {
                       "Energy over one fixed window T: the run's own energy plus idle power for the rest of T."),
     "power_timeline": (fig_power_timeline, "Power timeline",
                        "Power of each domain during selected runs; shaded: prefill (orange) and decode (blue)."),
+    "machines": (fig_machines, "Machines",
+                 "Median energy per output token of each configuration measured on several kinds of machine "
+                 "(error bars: 95 % bootstrap CIs); a diamond marks the lowest."),
 }
 
 

@@ -15,8 +15,9 @@ from energybench.report import sections as S
 from energybench.report.analysis import Analysis
 from energybench.report.figures import FigureFile
 from energybench.report import dashboard
-from energybench.report.tables import Table, compare_table, domain_table, headline_table, pareto_table, provenance, \
-    ranking_table, results_columns, roofline_table, row_warnings, suite_backend_table
+from energybench.report.tables import Table, compare_table, domain_table, headline_table, machine_caveats, \
+    machine_list_table, machines_table, pareto_table, provenance, ranking_table, results_columns, roofline_table, \
+    row_warnings, suite_backend_table
 
 _CSS = """
 :root{--fg:#1d2330;--muted:#5b6575;--line:#d9dee7;--bg:#f6f8fb;--card:#fff;--accent:#2563eb;--warn:#b45309;--ok:#047857}
@@ -136,7 +137,7 @@ def render_html(a: Analysis, figures: Sequence[FigureFile], *, generated_at: dat
     head = (f"<header><h1>{_e(S.TITLE)} {live_badge}</h1>"
             f"<p>{_e(S.generated(ts, ', '.join(str(rs.root) for rs in a.sets)))}</p><nav>NAV</nav></header>")
     main = "".join((_summary(a), _progress(live), _recommendations(a), _study(a), _explore(a), _figures(figures),
-                    _pareto(a), _race(a), _roofline(a), _compare(a), _results(a), _domains(a), _provenance(a)))
+                    _pareto(a), _race(a), _roofline(a), _compare(a), _machines(a), _results(a), _domains(a), _provenance(a)))
     links = " ".join(f'<a href="#{s.id}">{_e(s.nav)}</a>' for s in S.NAV if f'id="{s.id}"' in main)
     body = head.replace("<nav>NAV</nav>", f"<nav>{links}</nav>", 1) + f"<main>{main}</main>"
     script = _SORT_JS + (dashboard.JS if a.cfg.height else "")
@@ -250,6 +251,21 @@ def _compare(a: Analysis) -> str:
     t = compare_table(a)
     inner = f'<div class="scroll">{_table(t, cls="sortable")}</div>' if t.rows else f"<p>{_e(S.COMPARE.empty)}</p>"
     return _section(S.COMPARE, inner)
+
+
+def _machines(a: Analysis) -> str:
+    machines = machine_list_table(a)
+    if machines is None:
+        return ""
+    t = machines_table(a)
+    inner = _table(machines, cls="kv")
+    inner += (f'<p style="{_NOTE_STYLE}">{_e(S.MACHINES_NOTE)}</p><div class="scroll">{_table(t, cls="sortable")}</div>'
+              if t else f"<p>{_e(S.MACHINES.empty)}</p>")
+    caveats = machine_caveats(a)
+    if caveats:
+        inner += (f"<p>{_e(S.MACHINES_CAVEAT)}</p><ul class=\"warnings\">"
+                  + "".join(f'<li class="warn">{S.WARNING_MARK} {_e(c)}</li>' for c in caveats) + "</ul>")
+    return _section(S.MACHINES, inner)
 
 
 def _results(a: Analysis) -> str:

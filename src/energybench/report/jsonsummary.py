@@ -68,6 +68,7 @@ def summary_dict(a: Analysis, figures: Sequence[FigureFile]) -> dict[str, Any]:
         ],
         "figures": [f.name for f in figures],
         "study": study_dict(a),
+        "machines": a.machines.to_dict() if a.machines is not None else None,  # energybench.crossmachine
     })
 
 

@@ -9,7 +9,10 @@ from typing import Any
 
 import polars as pl
 
-from energybench.results import SAMPLES_SCHEMA, conform, empty_samples, read_metadata, read_runs, safe_run_id
+from energybench.errors import ResultsError
+from energybench.results import SAMPLES_SCHEMA, conform, empty_samples, read_metadata, read_runs, read_samples, \
+    safe_run_id
+from energybench.storage import is_url, name_of, parent_of, sample_objects
 
 
 @dataclass
@@ -17,10 +20,12 @@ class ResultSet:
     """One results directory as the report sees it."""
 
     label: str
-    root: Path
+    root: Path | str  # a directory, or an s3:// URL
     runs: pl.DataFrame
     metadata: dict[str, Any] = field(default_factory=dict)
     in_progress: bool = False  # parts present: a sweep running or interrupted before consolidation
+    shards: list[ResultSet] = field(default_factory=list)  # the shards merged into this set (energybench.shard)
+    notes: list[str] = field(default_factory=list)  # set-wide warnings found while reading it
 
     @property
     def memory_bandwidth_gbs(self) -> float | None:
@@ -58,19 +63,25 @@ def idle_power_from_metadata(meta: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-def unique_labels(paths: Sequence[Path]) -> list[str]:
+def unique_labels(paths: Sequence[Path | str]) -> list[str]:
     """Short distinct labels for result directories: their names, or parent/name when names clash."""
-    names = [p.resolve().name or str(p) for p in paths]
+    names = [name_of(p) for p in paths]
     if len(set(names)) == len(names):
         return names
-    labels = [f"{p.resolve().parent.name}/{p.resolve().name}" for p in paths]
+    labels = [f"{name_of(parent_of(p))}/{name_of(p)}" for p in paths]
     if len(set(labels)) == len(labels):
         return labels
     return [f"{i + 1}:{n}" for i, n in enumerate(names)]
 
 
 def load_result_set(root: Path | str, label: str | None = None) -> ResultSet:
-    """Read one results directory (raises ResultsError when it is not one)."""
+    """Read one results directory or URL (raises ResultsError when it is not one)."""
+    if is_url(root):
+        meta, runs = read_metadata(root), read_runs(root)
+        if not meta and runs.height == 0:
+            raise ResultsError(f"{root} is not an energybench result set (no metadata.json, runs.parquet or parts/)")
+        return ResultSet(label=label or name_of(root), root=root, runs=runs, metadata=meta,
+                         in_progress=meta.get("status") == "running")
     root = Path(root)
     runs = read_runs(root)
     meta = read_metadata(root) if root.is_dir() else {}
@@ -82,6 +93,10 @@ def load_result_set(root: Path | str, label: str | None = None) -> ResultSet:
 def load_samples(rs: ResultSet, run_ids: Iterable[str]) -> pl.DataFrame:
     """Samples of a few runs, read with predicate push-down (never the whole samples table)."""
     wanted = sorted(set(run_ids))
+    if rs.shards:
+        return pl.concat([load_samples(s, wanted) for s in rs.shards])
+    if wanted and is_url(rs.root):
+        return read_samples(rs.root, wanted)
     if not wanted or not rs.root.is_dir():
         return empty_samples()
     frames = []
@@ -101,9 +116,13 @@ def load_samples(rs: ResultSet, run_ids: Iterable[str]) -> pl.DataFrame:
     return df.unique(subset=["run_id", "meter", "domain", "t_ns"], keep="last", maintain_order=True)
 
 
-def sample_sources(rs: ResultSet) -> list[Path]:
+def sample_sources(rs: ResultSet) -> list[Path | str]:
     """Every parquet file holding samples of this set (consolidated first, then parts)."""
-    paths = []
+    if rs.shards:
+        return [p for s in rs.shards for p in sample_sources(s)]
+    if is_url(rs.root):
+        return list(sample_objects(rs.root))
+    paths: list[Path | str] = []
     if (rs.root / "samples.parquet").exists():
         paths.append(rs.root / "samples.parquet")
     if (rs.root / "parts").is_dir():

@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 from energybench.report import sections as S
 from energybench.report.analysis import Analysis
 from energybench.report.figures import FigureFile
-from energybench.report.tables import Table, compare_table, domain_table, headline_table, pareto_table, \
-    provenance, ranking_table, results_columns, roofline_table, suite_backend_table
+from energybench.report.tables import Table, compare_table, domain_table, headline_table, machine_caveats, \
+    machine_list_table, machines_table, pareto_table, provenance, ranking_table, results_columns, roofline_table, \
+    suite_backend_table
 
 
 def md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -40,7 +41,7 @@ def render_markdown(a: Analysis, figures: Sequence[FigureFile], *, generated_at:
     ts = (generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S UTC")
     sources = ", ".join(f"`{rs.root}`" + (f" ({rs.label})" if a.multi_set else "") for rs in a.sets)
     out = [f"# {S.TITLE}", "", S.generated(ts, sources) + ".", ""]
-    for part in (_summary(a), _recommendations(a), _study(a), _pareto(a), _race(a), _roofline(a), _compare(a), _results(a),
+    for part in (_summary(a), _recommendations(a), _study(a), _pareto(a), _race(a), _roofline(a), _compare(a), _machines(a), _results(a),
                  _domains(a), _figures(figures), _provenance(a)):
         out += part
     return "\n".join(out).rstrip() + "\n"
@@ -105,6 +106,17 @@ def _compare(a: Analysis) -> list[str]:
         return []
     t = compare_table(a)
     return _heading(S.COMPARE) + [_table(t) if t.rows else S.COMPARE.empty, ""]
+
+
+def _machines(a: Analysis) -> list[str]:
+    machines = machine_list_table(a)
+    if machines is None:
+        return []
+    t = machines_table(a)
+    out = _heading(S.MACHINES) + [_table(machines), ""]
+    out += [S.MACHINES_NOTE, "", _table(t), ""] if t else [S.MACHINES.empty, ""]
+    caveats = machine_caveats(a)
+    return out + ([S.MACHINES_CAVEAT, ""] + [f"- {S.WARNING_MARK} {c}" for c in caveats] + [""] if caveats else [])
 
 
 def _results(a: Analysis) -> list[str]:

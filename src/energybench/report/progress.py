@@ -22,12 +22,15 @@ from energybench.results import read_metadata
 
 
 @lru_cache(maxsize=8)
-def _plan_facts(config_json: str) -> tuple[int, list[tuple[str, str, str]]]:
-    """(runs planned, [(run_id, configuration id, prompt)] in execution order) of a stored config."""
+def _plan_facts(config_json: str, shard: str | None = None) -> tuple[int, list[tuple[str, str, str]]]:
+    """(runs planned, [(run_id, configuration id, prompt)] in execution order) of a stored config
+    (of its shard ``K/N`` when sharded)."""
     from energybench.config import parse_config
     from energybench.plan import plan_from_config, run_ids
+    from energybench.shard import Shard
 
-    plan = plan_from_config(parse_config(json.loads(config_json), source="metadata.json"))
+    plan = plan_from_config(parse_config(json.loads(config_json), source="metadata.json"),
+                            shard=Shard.parse(shard) if shard else None)
     order = [(rid, plan.config_ids.get(p.point_id, p.point_id), p.prompt.label())
              for p in plan.points for rid, _, _ in run_ids(p, plan.warmup, plan.repetitions_for(p).upper)]
     return plan.runs_total(), order
@@ -93,7 +96,9 @@ def sweep_progress(root: Path | str) -> dict[str, Any] | None:
     if not isinstance(meta.get("config"), dict):
         return None
     try:
-        planned, points = _plan_facts(json.dumps(meta["config"], sort_keys=True))
+        shard = meta.get("shard") or {}
+        planned, points = _plan_facts(json.dumps(meta["config"], sort_keys=True),
+                                      f"{shard['index']}/{shard['count']}" if shard else None)
     except EnergybenchError:
         return None
     runs = _journal_runs(root)

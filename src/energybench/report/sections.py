@@ -63,12 +63,20 @@ RACE = Section("race", "Race-to-sleep", "Race-to-sleep")
 ROOFLINE = Section("roofline", "Roofline", "Decode roofline")
 COMPARE = Section("compare", "Comparison", "Comparison of result sets",
                   empty="No configuration appears in more than one set.")
+MACHINES = Section("machines", "Machines", "Machines: the same configurations on each machine",
+                   empty="No configuration was measured on two kinds of machine.")
+MACHINES_NOTE = ("A kind of machine is its CPU, logical CPUs, memory, OS and GPUs (metadata.json; not the host "
+                 "name). A configuration is the same when its model file name and quant, prompt, generation length "
+                 "and knobs are. Per machine: median energy per output token [95 % bootstrap CI], lowest first; "
+                 "\"vs lowest\" is the ratio of medians, with the CI of the runner-up's ratio, and \"beyond noise\" "
+                 "when that CI excludes 1.")
+MACHINES_CAVEAT = "Energies of different meters are not alike:"
 RESULTS = Section("results-section", "Results", "Results per configuration", empty="No runs yet.")
 DOMAINS = Section("domains", "Domains", "Power per domain (recommended configurations)")
 PROVENANCE = Section("provenance", "Provenance", "Provenance")
 #: The order of the HTML navigation.
-NAV = (SUMMARY, PROGRESS, RECOMMENDATIONS, STUDY, EXPLORE, FIGURES, PARETO, RACE, ROOFLINE, COMPARE, RESULTS, DOMAINS,
-       PROVENANCE)
+NAV = (SUMMARY, PROGRESS, RECOMMENDATIONS, STUDY, EXPLORE, FIGURES, PARETO, RACE, ROOFLINE, COMPARE, MACHINES, RESULTS,
+       DOMAINS, PROVENANCE)
 
 #: The study's tables (energybench.report.study): titles and what they say.
 STUDY_NOTE: Paragraph = (

@@ -207,6 +207,51 @@ def _compare_cells(per: dict[str, dict[str, Any]], labels: list[str]) -> list[st
     return cells
 
 
+# ----------------------------------------------------------------------------- machines as a dimension
+
+
+def machine_list_table(a: Analysis) -> Table | None:
+    """Each set's machine, meters and the components its energy totals count (several machines only)."""
+    from energybench.machines import energy_components, meter_names
+
+    if a.machines is None:
+        return None
+    meta = {rs.label: rs.metadata for rs in a.sets}
+    return Table(["set", "machine", "meters", "energy counts"],
+                 [[lab, desc, meter_names(meta[lab]), energy_components(meta[lab])]
+                  for lab, desc in a.machines.machines.items()])
+
+
+def _vs_lowest(row: Any, i: int) -> str:
+    v, low = row.values[i], row.lowest
+    if i == 0:
+        nxt = row.vs_next
+        return "lowest" + (f" ({'beyond noise' if nxt.verdict == 'worse' else nxt.verdict})" if nxt else "")
+    ratio = f"x{fmt_num(v.median / low.median)}" if low.median else "–"
+    nxt = row.vs_next
+    return ratio + (f" [{fmt_num(nxt.ratio_lo)}, {fmt_num(nxt.ratio_hi)}]" if i == 1 and nxt and nxt.ratio_lo else "")
+
+
+def machines_table(a: Analysis) -> Table | None:
+    """The same configurations on each machine, lowest energy per output token first."""
+    return cross_machine_table(a.machines)
+
+
+def cross_machine_table(m: Any) -> Table | None:
+    """A :class:`energybench.crossmachine.CrossMachine` as a table (None when it has no row)."""
+    if m is None or not m.rows:
+        return None
+    hdr = ["workload", "configuration", "set", heading(m.metric), "runs", "meters", "vs lowest"]
+    rows = [[r.workload, r.config, v.set + (" (estimate)" if v.estimate else ""), fmt_ci(v.median, v.lo, v.hi),
+             str(v.n), v.meters, _vs_lowest(r, i)] for r in m.rows for i, v in enumerate(r.values)]
+    return Table(hdr, rows, [False, False, False, True, True, False, False])
+
+
+def machine_caveats(a: Analysis | Any) -> list[str]:
+    """The distinct caveats of the machine table (meters that differ) of a report or a comparison."""
+    return list(dict.fromkeys(c for r in (a.machines.rows if a.machines else []) for c in r.caveats))
+
+
 # ----------------------------------------------------------------------------- power per domain
 
 
@@ -285,6 +330,8 @@ def _items(a: Analysis, rs: ResultSet) -> list[list[str]]:
     kv = [("results directory", str(rs.root))]
     kv += _plain(meta, ("kind", "status", "sweep_id", "name", "created_at", "config_hash", "energybench_version",
                         "generator", "schema_version"))
+    kv += [(f"shard {x.get('index')}/{x.get('count')}",
+            f"{x.get('root')} (host {x.get('hostname')}, {x.get('status')})") for x in meta.get("shards") or []]
     kv += _nested(meta.get("host"), "host", skip=(None,))
     kv += _nested(meta.get("backend"), "llama.cpp build", skip=(None, "", [], {}))
     kv += [("gpu", _short(g)) for g in meta.get("gpus") or []]

@@ -235,6 +235,8 @@ def _metadata(spec: SyntheticSpec, sha: str, clock_offset_ns: int, t_first_ns: i
                                "shape": "tinyllama-1.1b", "source": MODEL_REF}},
         "config": config,
         "config_hash": config_hash,
+        "sweep_id": config_hash,
+        "shard": None,
         "memory_bandwidth_gbs": spec.memory_bandwidth_gbs,
         "sampler": {"period_s": spec.sample_period_s, "thread_nice": 19,
                     "where": f"nowhere: samples written by {GENERATOR}"},
