@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ def test_all_figures_render_in_worker_processes(tmp_path):
     root = tmp_path / "grid"
     generate_results(root, small_spec(threads=(1, 2, 4), n_failed=0))
     out = tmp_path / "report"
-    s = build_report([root], out, figure_jobs=2, n_boot=300)
+    s = build_report([root], out, figure_jobs=2, n_boot=300, figure_formats=("png", "svg"))
     one_machine = [n for n in FIGURES if n != "machines"]  # machines: sets of two machines (test_machines_dimension)
     assert s.figures == one_machine  # every other figure applies to a threads x GPU layers x batch grid
     for name in one_machine:
@@ -73,6 +74,27 @@ def test_figures_are_reused_until_their_inputs_change(tmp_path):
     build_report([root], out, figure_jobs=0, n_boot=300, window_s=50.0)
     assert (out / "figures" / "pareto.png").stat().st_mtime_ns != drawn["pareto"]
     assert other.figures == first.figures
+
+
+def test_png_by_default_svg_on_request_and_an_unasked_format_goes(tmp_path, cli):
+    root, out = tmp_path / "threads", tmp_path / "report"
+    generate_results(root, small_spec(threads=(1, 2), n_gpu_layers=(0,), n_batch=(512,), gpu=False, n_failed=0))
+    figs = out / "figures"
+
+    def written() -> set[str]:
+        return {p.name for p in figs.iterdir() if not p.name.startswith(".")}
+
+    r = cli("report", str(root), "-o", str(out), "--bootstrap", "300", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    names = json.loads(r.stdout)["figures"]
+    assert names and written() == {f"{n}.png" for n in names}
+    r = cli("report", str(root), "-o", str(out), "--bootstrap", "300", "--svg")
+    assert r.returncode == 0, r.stderr
+    assert written() == {f"{n}.{fmt}" for n in names for fmt in ("png", "svg")}
+    assert all("<svg" in (figs / f"{n}.svg").read_text() for n in names)
+    r = cli("report", str(root), "-o", str(out), "--bootstrap", "300")  # SVG not asked again: not left stale
+    assert r.returncode == 0, r.stderr
+    assert written() == {f"{n}.png" for n in names}
 
 
 @pytest.mark.parametrize("name", ["pareto", "race_to_sleep", "power_timeline"])

@@ -15,8 +15,19 @@ from energybench.errors import EnergybenchError
 COMMAND_MODULES = ("fetch", "measure", "sweep", "report", "compare", "meters", "attach", "config", "doctor")
 
 
-def _load_commands() -> None:
-    for name in COMMAND_MODULES:
+def _command_of(argv: list[str]) -> str | None:
+    """The command module that ``argv`` invokes, when its first word names one (options first
+    mean --help/--version: every command is loaded)."""
+    first = argv[0] if argv else None
+    return first if first in COMMAND_MODULES else None
+
+
+def _load_commands(argv: list[str] | None = None) -> None:
+    """Import the command modules (each registers its commands on ``app``): only the invoked one
+    when ``argv`` names it (a command's start-up then skips the others' imports), else all of them
+    (top-level help, an unknown command)."""
+    wanted = _command_of(list(argv)) if argv is not None else None
+    for name in (wanted,) if wanted else COMMAND_MODULES:
         try:
             importlib.import_module(f"energybench.cli.{name}")
         except ModuleNotFoundError as exc:
@@ -30,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     Usage errors (unknown option, missing argument) are printed by typer (exit 2); our own
     :class:`EnergybenchError` becomes one line on stderr with its exit code; never a traceback.
     """
-    _load_commands()
+    _load_commands(sys.argv[1:] if argv is None else argv)
     command = typer.main.get_command(app)
     try:
         command.main(args=argv, prog_name="energybench", standalone_mode=True)

@@ -32,8 +32,10 @@ err_console = Console(stderr=True)
 
 
 def print_json(obj: Any) -> None:
-    """Machine-readable output: one JSON document on stdout."""
-    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    """Machine-readable output: one JSON document on stdout, indented for a terminal, compact for a
+    pipe or file (the indenting encoder is pure Python: 3x slower on a 10,000-run report)."""
+    indent = 2 if sys.stdout.isatty() else None
+    sys.stdout.write(json.dumps(obj, indent=indent, sort_keys=True, default=str) + "\n")
     sys.stdout.flush()
 
 

@@ -28,6 +28,8 @@ def report_cmd(
     measure_bandwidth: bool = typer.Option(False, "--measure-bandwidth", help="Measure this machine's memory "
                                            "bandwidth now when metadata.json lacks it (decode roofline)."),
     no_figures: bool = typer.Option(False, "--no-figures", help="Skip the figures (faster)."),
+    svg: bool = typer.Option(False, "--svg", help="Also write each figure as SVG (vector, for papers); "
+                                                   "PNG is always written."),
     label: list[str] = typer.Option([], "--label", help="Name of each result set, in order (default: dir names)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     bootstrap: int = typer.Option(2000, "--bootstrap", help="Bootstrap resamples per CI."),
@@ -39,7 +41,7 @@ def report_cmd(
     if fmt not in ("text", "json"):
         raise typer.BadParameter(f"--format {fmt!r}: use text or json", param_hint="--format")
     all_dirs = [*dirs, *compare]
-    kwargs = dict(window_s=window, figures=not no_figures, export=tuple(export), measure_bandwidth=measure_bandwidth,
+    kwargs = dict(window_s=window, figures=not no_figures, figure_formats=("png", "svg") if svg else ("png",), export=tuple(export), measure_bandwidth=measure_bandwidth,
                   n_boot=bootstrap, seed=seed, labels=label or None)
     if serve:
         from energybench.report.serve import serve_report

@@ -65,9 +65,7 @@ def _boot_block(sorted_mat: np.ndarray, rng: np.random.Generator, stat: str, n_b
     m, k = sorted_mat.shape
     idx = rng.integers(0, k, size=(n_boot, k))
     if stat == "mean":
-        counts = np.zeros((n_boot, k), dtype=np.float64)
-        np.add.at(counts, (np.repeat(np.arange(n_boot), k), idx.ravel()), 1.0)
-        return sorted_mat @ counts.T / k
+        return np.stack([row[idx].mean(axis=1) for row in sorted_mat])  # a row at a time: n_boot x k floats
     idx.sort(axis=1)
     lo_pos, hi_pos = idx[:, (k - 1) // 2], idx[:, k // 2]
     return 0.5 * (sorted_mat[:, lo_pos] + sorted_mat[:, hi_pos])
