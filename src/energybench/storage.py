@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import glob as globlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -162,10 +162,11 @@ def scan(pattern: str, schema: dict[str, pl.DataType], run_ids: Iterable[str] | 
         raise _error(pattern, exc) from exc
 
 
-def list_objects(pattern: str) -> list[str]:
-    """The parquet objects matching ``pattern`` (their footers are read, not their rows)."""
+def _paths(pattern: str, scan_fn: Callable[[], pl.LazyFrame]) -> list[str]:
+    """The distinct ``_path`` values of ``scan_fn()`` (a scan with ``include_file_paths="_path"``),
+    sorted; [] when nothing matches ``pattern``."""
     try:
-        df = pl.scan_parquet(pattern, include_file_paths="_path").select("_path").unique().collect()
+        df = scan_fn().select("_path").unique().collect()
     except Exception as exc:  # noqa: BLE001
         if _missing(exc):
             return []
@@ -173,16 +174,16 @@ def list_objects(pattern: str) -> list[str]:
     return sorted(df["_path"].to_list())
 
 
+def list_objects(pattern: str) -> list[str]:
+    """The parquet objects matching ``pattern`` (their footers are read, not their rows)."""
+    return _paths(pattern, lambda: pl.scan_parquet(pattern, include_file_paths="_path"))
+
+
 def list_url_sets(pattern: str) -> list[Location]:
     """Result sets under a URL glob (``s3://bucket/study/*``): those whose metadata.json matches."""
     meta = str(join(pattern, "metadata.json"))
-    try:
-        df = pl.scan_lines(meta, include_file_paths="_path").select("_path").unique().collect()
-    except Exception as exc:  # noqa: BLE001
-        if _missing(exc):
-            return []
-        raise _error(pattern, exc) from exc
-    return sorted(p.removesuffix("/metadata.json") for p in df["_path"].to_list())
+    found = _paths(pattern, lambda: pl.scan_lines(meta, include_file_paths="_path"))
+    return [p.removesuffix("/metadata.json") for p in found]
 
 
 # ----------------------------------------------------------------------------- result sets at a URL
