@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
 from energybench.cli.app import app, console, err_console, print_json, warn
+
+if TYPE_CHECKING:
+    from energybench.report.build import ReportSummary
 
 
 @app.command("report")
@@ -41,29 +45,12 @@ def report_cmd(
     if fmt not in ("text", "json"):
         raise typer.BadParameter(f"--format {fmt!r}: use text or json", param_hint="--format")
     all_dirs = [*dirs, *compare]
-    kwargs = dict(window_s=window, figures=not no_figures, figure_formats=("png", "svg") if svg else ("png",), export=tuple(export), measure_bandwidth=measure_bandwidth,
-                  n_boot=bootstrap, seed=seed, labels=label or None)
+    kwargs = dict(window_s=window, figures=not no_figures, figure_formats=("png", "svg") if svg else ("png",),
+                  export=tuple(export), measure_bandwidth=measure_bandwidth, n_boot=bootstrap, seed=seed,
+                  labels=label or None)
     if serve:
-        from energybench.report.serve import serve_report
-        from energybench.storage import expand, is_url
-
-        all_dirs = expand(all_dirs)
-        if any(is_url(d) for d in all_dirs):
-            raise typer.BadParameter("--serve watches local directories; report an s3:// URL without --serve",
-                                     param_hint="--serve")
-
-        srv = serve_report(all_dirs, out, port=port, **kwargs)
-        err_console.print(f"serving the report of {', '.join(map(str, all_dirs))} (Ctrl-C stops)", highlight=False)
-        console.print(srv.url, highlight=False, soft_wrap=True)
-        try:
-            srv.wait()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            srv.stop()
-        err_console.print("stopped", highlight=False)
+        _serve(all_dirs, out, port, kwargs)
         return
-
     from energybench.report.build import build_report
 
     summary = build_report(all_dirs, out, **kwargs)
@@ -72,6 +59,33 @@ def report_cmd(
         return
     for w in summary.warnings:
         warn(w)
+    _print_recommendations(summary)
+    _print_files(summary)
+
+
+def _serve(dirs: list[str], out: Path | None, port: int, kwargs: dict[str, Any]) -> None:
+    """``--serve``: build, serve on 127.0.0.1 and refresh until Ctrl-C."""
+    from energybench.report.serve import serve_report
+    from energybench.storage import expand, is_url
+
+    all_dirs = expand(dirs)
+    if any(is_url(d) for d in all_dirs):
+        raise typer.BadParameter("--serve watches local directories; report an s3:// URL without --serve",
+                                 param_hint="--serve")
+    srv = serve_report(all_dirs, out, port=port, **kwargs)
+    err_console.print(f"serving the report of {', '.join(map(str, all_dirs))} (Ctrl-C stops)", highlight=False)
+    console.print(srv.url, highlight=False, soft_wrap=True)
+    try:
+        srv.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        srv.stop()
+    err_console.print("stopped", highlight=False)
+
+
+def _print_recommendations(summary: ReportSummary) -> None:
+    """The best configuration per objective, a table per workload (six at most)."""
     from energybench.report.fmt import fmt_ci
 
     groups: dict[tuple[str, str], list] = {}
@@ -90,6 +104,10 @@ def report_cmd(
         console.print(t)
     if len(groups) > 6:
         console.print(f"... and {len(groups) - 6} more workloads in the report", highlight=False)
+
+
+def _print_files(summary: ReportSummary) -> None:
+    """Where the report and the exports went (the power traces as one pattern)."""
     console.print(f"report: {summary.files.get('html') or summary.files.get('md')}", highlight=False, soft_wrap=True)
     traces = [p for p in summary.exports if p.name.startswith(("raw_cpu_power_", "raw_gpu_power_"))]
     for p in summary.exports:
