@@ -22,9 +22,9 @@ def _table(report: dict[str, Any]) -> Table:
     t = Table(title="Power meters", caption="update period: nominal / measured here")
     t.add_column("meter", style="bold", no_wrap=True)
     t.add_column("available", no_wrap=True)
-    t.add_column("domain", no_wrap=True)
+    t.add_column("domain", overflow="fold")
     t.add_column("kind", no_wrap=True)
-    t.add_column("inside", no_wrap=True)
+    t.add_column("inside", overflow="fold")
     t.add_column("nominal", justify="right", no_wrap=True)
     t.add_column("measured", justify="right", no_wrap=True)
     for m in report["meters"]:
