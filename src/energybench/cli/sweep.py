@@ -149,7 +149,8 @@ def _print_summary(result: Any, wall_s: float) -> None:
     t.add_row("failed runs", str(result.n_failed_runs))
     if result.skipped_points:
         t.add_row("skipped points", ", ".join(result.skipped_points))
-    t.add_row("model loads", f"{result.model_loads} ({result.load_groups} load groups)")
+    groups = f"{result.load_groups} load group" + ("s" if result.load_groups != 1 else "")
+    t.add_row("model loads", f"{result.model_loads} ({groups})")
     t.add_row("time", f"{wall_s:.1f} s wall = {result.measured_s:.1f} s measured + {result.cooldown_s:.1f} s cooldown "
                       f"+ {result.idle_s:.1f} s idle + {result.load_s:.1f} s loads + overhead")
     console.print(t)
