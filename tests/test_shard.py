@@ -187,7 +187,9 @@ def test_two_real_shards_record_their_part_resume_it_and_merge(cli, tiny_model, 
     r = cli("sweep", "--resume", str(tmp_path / "s1"), "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["n_runs_this_session"] == 0, r.stderr
     r = cli("sweep", "--resume", str(tmp_path / "s1"), "--shard", "2/2")
-    assert r.returncode == 2 and "this sweep ran shard 1/2" in r.stderr
+    assert r.returncode == 2 and "this sweep ran shard 1/2: it cannot be resumed as shard 2/2" in r.stderr
+    r = cli("sweep", "--resume", str(tmp_path / "s1"), "--sweep-id", "job-8")
+    assert r.returncode == 2 and "this sweep's id is job-7, not job-8" in r.stderr
     r = cli("report", str(tmp_path / "s*"), "--no-figures", "--format", "json", "-o", str(tmp_path / "rep"))
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)

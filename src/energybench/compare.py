@@ -36,8 +36,8 @@ from energybench.cost import Cost, Tariff, per_million_output_tokens
 from energybench.crossmachine import CrossMachine, cross_machine
 from energybench.errors import UsageError
 from energybench.machines import Difference, describe_machine, machine_differences, meter_names
-from energybench.metrics import METRICS, with_run_metrics
-from energybench.report.analysis import _workload_expr, with_config_ids
+from energybench.metrics import METRICS, energy_is_estimate, with_run_metrics
+from energybench.report.analysis import with_config_ids, workload_expr
 from energybench.report.load import ResultSet
 from energybench.report.metrics import KNOB_COLUMNS, valid_runs
 from energybench.report.stats import DEFAULT_CONF, DEFAULT_N_BOOT, MIN_REPS, _boot_block
@@ -219,9 +219,8 @@ def _measured_runs(rs: ResultSet, ignore: Sequence[str]) -> pl.DataFrame:
     """The set's runs but warm-ups, with every metric, ``workload``, ``config_id``, ``_key`` and
     ``_estimate`` (failed runs kept: their configuration exists, without values)."""
     lf = with_run_metrics(rs.runs.lazy()).filter(~pl.col("is_warmup").fill_null(False))
-    lf = lf.with_columns(_workload_expr(), set=pl.lit(rs.label))
-    est = pl.col("flag_estimate").fill_null(False) | (pl.col("energy_source") == "estimate").fill_null(False)
-    return with_config_ids(lf.collect(), [rs]).with_columns(_key=_key(ignore), _estimate=est)
+    lf = lf.with_columns(workload_expr(), set=pl.lit(rs.label))
+    return with_config_ids(lf.collect(), [rs]).with_columns(_key=_key(ignore), _estimate=energy_is_estimate())
 
 
 def _configurations(runs: pl.DataFrame, label: str, ignore: Sequence[str]) -> dict[str, Configuration]:

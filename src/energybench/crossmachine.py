@@ -26,6 +26,7 @@ from typing import Any
 import polars as pl
 
 from energybench.machines import describe_host, energy_components, host_key, meter_names
+from energybench.metrics import energy_is_estimate
 from energybench.report.load import ResultSet
 from energybench.report.stats import DEFAULT_N_BOOT
 
@@ -90,10 +91,10 @@ class CrossMachine:
 def valid_runs(sets: Sequence[ResultSet]) -> pl.DataFrame:
     """The sets' valid runs with every metric, ``set`` and ``workload`` (as the report has them)."""
     from energybench.metrics import with_run_metrics
-    from energybench.report.analysis import _workload_expr
+    from energybench.report.analysis import workload_expr
     from energybench.report.metrics import valid_runs as only_valid
 
-    frames = [only_valid(with_run_metrics(rs.runs.lazy())).with_columns(_workload_expr(), set=pl.lit(rs.label))
+    frames = [only_valid(with_run_metrics(rs.runs.lazy())).with_columns(workload_expr(), set=pl.lit(rs.label))
               for rs in sets]
     return pl.concat([f.collect() for f in frames], how="vertical_relaxed")
 
@@ -146,8 +147,7 @@ def cross_machine(sets: Sequence[ResultSet], runs: pl.DataFrame | None = None, *
     knobs = [k for k in KNOBS if k in runs.columns]
     key = pl.concat_str([pl.col(c).cast(pl.String).fill_null("-") for c in ["workload", "model_quant", *knobs]],
                         separator="|")
-    est = pl.col("flag_estimate").fill_null(False) | (pl.col("energy_source") == "estimate").fill_null(False)
-    runs = runs.filter(pl.col(metric).is_not_null()).with_columns(_cfg=key, _estimate=est)
+    runs = runs.filter(pl.col(metric).is_not_null()).with_columns(_cfg=key, _estimate=energy_is_estimate())
     heads = runs.group_by(["_cfg", "set"]).agg(pl.col("workload").first(), *[pl.col(k).first() for k in knobs],
                                                pl.col("_estimate").any())
     stats = heads.join(config_stats(runs, ["_cfg", "set"], [metric], n_boot=n_boot, seed=seed), on=["_cfg", "set"])

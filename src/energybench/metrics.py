@@ -143,6 +143,11 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
 ADAPTIVE_METRICS: tuple[str, ...] = tuple(n for n, m in METRICS.items() if m.adaptive)
 
 
+def energy_is_estimate() -> pl.Expr:
+    """Whether a run's energy is an estimate (from the estimate meter, or flagged as one)."""
+    return pl.col("flag_estimate").fill_null(False) | (pl.col("energy_source") == "estimate").fill_null(False)
+
+
 def with_run_metrics(lf: pl.LazyFrame) -> pl.LazyFrame:
     """Every metric that has an expression, added as a column (plus ``has_energy``, ``prefill_s``,
     ``decode_s`` and ``n_output_tokens``, which the report's tables and figures read)."""

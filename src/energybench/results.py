@@ -26,6 +26,7 @@ from typing import Any
 import polars as pl
 
 from energybench.errors import ResultsError
+from energybench.storage import is_url
 
 SCHEMA_VERSION = 1
 
@@ -360,13 +361,6 @@ class ResultsStore:
 # ----------------------------------------------------------------------------- readers
 
 
-def _is_url(root: Any) -> bool:
-    """A result set on object storage (read through :mod:`energybench.storage`)."""
-    from energybench.storage import is_url
-
-    return is_url(root)
-
-
 def _check_dir(root: Path) -> Path:
     root = Path(root)
     if root.is_file() and root.suffix == ".parquet":
@@ -393,7 +387,7 @@ def _read_many(paths: list[Path], schema: Mapping[str, pl.DataType]) -> pl.DataF
 
 def read_runs(root: Path | str) -> pl.DataFrame:
     """All runs of a results directory (consolidated and/or parts), one row per run_id."""
-    if _is_url(root):
+    if is_url(root):
         from energybench.storage import read_runs as read_url
 
         return read_url(str(root))
@@ -413,7 +407,7 @@ def read_runs(root: Path | str) -> pl.DataFrame:
 
 def read_samples(root: Path | str, run_ids: Iterable[str] | None = None) -> pl.DataFrame:
     """Meter samples of a results directory (optionally only some runs)."""
-    if _is_url(root):
+    if is_url(root):
         from energybench.storage import read_samples as read_url
 
         return read_url(str(root), run_ids)
@@ -436,7 +430,7 @@ def read_samples(root: Path | str, run_ids: Iterable[str] | None = None) -> pl.D
 
 
 def read_metadata(root: Path | str) -> dict[str, Any]:
-    if _is_url(root):
+    if is_url(root):
         from energybench.storage import join, read_json
 
         return read_json(str(join(str(root), "metadata.json")))

@@ -118,15 +118,8 @@ def metadata(plan: Plan) -> dict[str, Any] | None:
 
 
 def resolve(given: str | None, sweep_id: str | None, stored: Mapping[str, Any]) -> tuple[Shard | None, str | None]:
-    """The shard and sweep id of a sweep: as given, or as stored when resuming (``stored``: the
-    resumed directory's metadata, {} for a new sweep). A resume that names another shard or sweep
-    id than the stored one is refused."""
-    old_shard, old_id = Shard.from_metadata(stored), stored.get("sweep_id")
-    shard = Shard.parse(given) if given else old_shard
-    if stored and shard != old_shard:
-        ran = f"ran shard {old_shard}" if old_shard else "is not sharded"
-        raise UsageError(f"--shard {given}: this sweep {ran}",
-                         hint="resume without --shard (the stored shard is used)")
-    if stored and sweep_id and old_id and sweep_id != old_id:
-        raise UsageError(f"--sweep-id {sweep_id}: this sweep's id is {old_id}", hint="resume without --sweep-id")
-    return shard, sweep_id or old_id
+    """The shard and sweep id of a sweep: as given, else as stored when resuming (``stored``: the
+    resumed directory's metadata, {} for a new sweep). A resume given another shard or sweep id
+    than the stored one is refused where every resume is checked
+    (:func:`energybench.engine.results_dir.open_resume`)."""
+    return (Shard.parse(given) if given else Shard.from_metadata(stored)), sweep_id or stored.get("sweep_id")

@@ -69,10 +69,12 @@ def open_resume(out_dir: Path | str, plan: Plan, force: bool) -> tuple[ResultsSt
                            hint="resume with the original config, or pass --force to extend the sweep with the new one")
     stored = sharding.Shard.from_metadata(meta)
     if stored != plan.shard:
-        raise ResultsError(f"this directory holds shard {stored or 'none'} of its sweep, "
-                           f"not {plan.shard or 'the whole sweep'}", hint="resume without --shard")
+        ran = f"ran shard {stored}" if stored else "is not sharded"
+        asked = f"shard {plan.shard}" if plan.shard else "the whole sweep"
+        raise ResultsError(f"this sweep {ran}: it cannot be resumed as {asked}",
+                           hint="resume without --shard (the stored shard is used)")
     if plan.sweep_id and meta.get("sweep_id") not in (None, plan.sweep_id):
-        raise ResultsError(f"this directory holds sweep {meta['sweep_id']}, not {plan.sweep_id}",
+        raise ResultsError(f"this sweep's id is {meta['sweep_id']}, not {plan.sweep_id}",
                            hint="resume without --sweep-id")
     store = ResultsStore(out_dir)
     store.remove_stale_temp_files()

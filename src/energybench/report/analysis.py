@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from energybench.metrics import with_race_to_sleep
+from energybench.metrics import energy_is_estimate, with_race_to_sleep
 from energybench.report import metrics as M
 from energybench.report.best import Recommendation, recommend, with_pareto
 from energybench.report.fmt import fmt_num
@@ -96,7 +96,8 @@ def _top_level_idle(meta: dict[str, Any]) -> float | None:
     return float(sum(v for k, v in idle.items() if k not in nested))
 
 
-def _workload_expr() -> pl.Expr:
+def workload_expr() -> pl.Expr:
+    """``workload``: model, prompt and generation length, the words a configuration is shown under."""
     # suite prompts read "suite/id"; ids that already carry their kind ("synthetic:64") stand alone
     own = pl.col("prompt_id").is_not_null() & (
         pl.col("prompt_suite").is_null() | pl.col("prompt_id").str.starts_with(pl.col("prompt_suite").fill_null("") + ":"))
@@ -127,7 +128,7 @@ def analyze(sets: Sequence[ResultSet], *, window_s: float | None = None, n_boot:
     sets = list(sets)
     bandwidth = {rs.label: _bandwidth(rs, measured_bandwidth_gbs) for rs in sets}
     lf = pl.concat([_prepare(rs, bandwidth[rs.label][0]) for rs in sets], how="vertical_relaxed")
-    runs = M.run_metrics(lf, memory_bandwidth_gbs=pl.col("_bw")).with_columns(_workload_expr()).collect()
+    runs = M.run_metrics(lf, memory_bandwidth_gbs=pl.col("_bw")).with_columns(workload_expr()).collect()
     runs = with_config_ids(runs, sets)
     if window_s is not None:
         win = runs.select("workload").unique().with_columns(race_window_s=pl.lit(float(window_s)))
@@ -228,7 +229,7 @@ def _configurations(runs: pl.DataFrame, valid: pl.DataFrame, knobs: list[str], *
     flags = valid.group_by(keys).agg(
         n_short_window=pl.col("flag_short_window").fill_null(False).sum(),
         n_throttled=pl.col("flag_throttled").fill_null(False).sum(),
-        any_estimate=(pl.col("flag_estimate").fill_null(False) | (pl.col("energy_source") == "estimate")).any(),
+        any_estimate=energy_is_estimate().any(),
         any_synthetic=(pl.col("model_synthetic").fill_null(False) | pl.col("flag_synthetic_model").fill_null(False)).any(),
         has_energy=pl.col("has_energy").any(),
         energy_sources=pl.col("energy_source").drop_nulls().unique().sort().str.join(","),

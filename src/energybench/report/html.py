@@ -15,9 +15,11 @@ from energybench.report import sections as S
 from energybench.report.analysis import Analysis
 from energybench.report.figures import FigureFile
 from energybench.report import dashboard
-from energybench.report.tables import Table, compare_table, domain_table, headline_table, machine_caveats, \
-    machine_list_table, machines_table, pareto_table, provenance, ranking_table, results_columns, roofline_table, \
-    row_warnings, suite_backend_table
+from energybench.report.tables import (
+    Table, compare_table, cross_machine_table, domain_table, headline_table, machine_caveats,
+    machine_list_table, pareto_table, provenance, ranking_table, results_columns, roofline_table,
+    row_warnings, suite_backend_table,
+)
 
 _CSS = """
 :root{--fg:#1d2330;--muted:#5b6575;--line:#d9dee7;--bg:#f6f8fb;--card:#fff;--accent:#2563eb;--warn:#b45309;--ok:#047857}
@@ -257,7 +259,7 @@ def _machines(a: Analysis) -> str:
     machines = machine_list_table(a)
     if machines is None:
         return ""
-    t = machines_table(a)
+    t = cross_machine_table(a.machines)
     inner = _table(machines, cls="kv")
     inner += (f'<p style="{_NOTE_STYLE}">{_e(S.MACHINES_NOTE)}</p><div class="scroll">{_table(t, cls="sortable")}</div>'
               if t else f"<p>{_e(S.MACHINES.empty)}</p>")

@@ -9,9 +9,11 @@ from datetime import UTC, datetime
 from energybench.report import sections as S
 from energybench.report.analysis import Analysis
 from energybench.report.figures import FigureFile
-from energybench.report.tables import Table, compare_table, domain_table, headline_table, machine_caveats, \
-    machine_list_table, machines_table, pareto_table, provenance, ranking_table, results_columns, roofline_table, \
-    suite_backend_table
+from energybench.report.tables import (
+    Table, compare_table, cross_machine_table, domain_table, headline_table, machine_caveats,
+    machine_list_table, pareto_table, provenance, ranking_table, results_columns, roofline_table,
+    suite_backend_table,
+)
 
 
 def md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -112,7 +114,7 @@ def _machines(a: Analysis) -> list[str]:
     machines = machine_list_table(a)
     if machines is None:
         return []
-    t = machines_table(a)
+    t = cross_machine_table(a.machines)
     out = _heading(S.MACHINES) + [_table(machines), ""]
     out += [S.MACHINES_NOTE, "", _table(t), ""] if t else [S.MACHINES.empty, ""]
     caveats = machine_caveats(a)

@@ -19,18 +19,17 @@ import polars as pl
 
 from energybench.errors import EnergybenchError
 from energybench.results import read_metadata
+from energybench.shard import Shard
 
 
 @lru_cache(maxsize=8)
-def _plan_facts(config_json: str, shard: str | None = None) -> tuple[int, list[tuple[str, str, str]]]:
+def _plan_facts(config_json: str, shard: Shard | None = None) -> tuple[int, list[tuple[str, str, str]]]:
     """(runs planned, [(run_id, configuration id, prompt)] in execution order) of a stored config
-    (of its shard ``K/N`` when sharded)."""
+    (of its shard when sharded)."""
     from energybench.config import parse_config
     from energybench.plan import plan_from_config, run_ids
-    from energybench.shard import Shard
 
-    plan = plan_from_config(parse_config(json.loads(config_json), source="metadata.json"),
-                            shard=Shard.parse(shard) if shard else None)
+    plan = plan_from_config(parse_config(json.loads(config_json), source="metadata.json"), shard=shard)
     order = [(rid, plan.config_ids.get(p.point_id, p.point_id), p.prompt.label())
              for p in plan.points for rid, _, _ in run_ids(p, plan.warmup, plan.repetitions_for(p).upper)]
     return plan.runs_total(), order
@@ -96,9 +95,7 @@ def sweep_progress(root: Path | str) -> dict[str, Any] | None:
     if not isinstance(meta.get("config"), dict):
         return None
     try:
-        shard = meta.get("shard") or {}
-        planned, points = _plan_facts(json.dumps(meta["config"], sort_keys=True),
-                                      f"{shard['index']}/{shard['count']}" if shard else None)
+        planned, points = _plan_facts(json.dumps(meta["config"], sort_keys=True), Shard.from_metadata(meta))
     except EnergybenchError:
         return None
     runs = _journal_runs(root)

@@ -232,11 +232,6 @@ def _vs_lowest(row: Any, i: int) -> str:
     return ratio + (f" [{fmt_num(nxt.ratio_lo)}, {fmt_num(nxt.ratio_hi)}]" if i == 1 and nxt and nxt.ratio_lo else "")
 
 
-def machines_table(a: Analysis) -> Table | None:
-    """The same configurations on each machine, lowest energy per output token first."""
-    return cross_machine_table(a.machines)
-
-
 def cross_machine_table(m: Any) -> Table | None:
     """A :class:`energybench.crossmachine.CrossMachine` as a table (None when it has no row)."""
     if m is None or not m.rows:
