@@ -5,6 +5,7 @@ matched across machines whose model paths differ, and the caveat when the meters
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import polars as pl
@@ -39,7 +40,7 @@ def test_report_finds_the_lowest_machine_per_configuration(tmp_path):
     _move_model(b, "/home/lab/models/tiny.gguf")
     c = _machine(tmp_path / "cloud", "Cloud CPU 3", meter="estimate", energy_source="estimate", power=1.3, seed=2,
                  threads=(1,))
-    s = build_report([a, b, c], tmp_path / "rep", n_boot=400, figure_jobs=0)
+    s = build_report([a, b, c], tmp_path / "rep", n_boot=400)
     m = s.analysis.machines
     assert set(m.machines) == {"desk", "laptop", "cloud"} and "Laptop CPU 2 · 8 CPUs · 16 GiB" in m.machines["laptop"]
     assert len(m.rows) == 2  # threads 1 on three machines, threads 2 on two (cloud has no threads=2)
@@ -54,7 +55,11 @@ def test_report_finds_the_lowest_machine_per_configuration(tmp_path):
     md = s.files["md"].read_text()
     assert "## Machines: the same configurations on each machine" in md and "lowest (beyond noise)" in md
     assert "measured and estimated energy side by side" in md
-    assert "machines" in s.figures and (tmp_path / "rep" / "figures" / "machines.png").stat().st_size > 10_000
+    assert "machines" in s.figures
+    svg = (tmp_path / "rep" / "figures" / "machines.svg").read_text()
+    diamonds = {p for p in re.findall(r'<polygon points="[^"]+" fill="(#[0-9a-f]{6})"', svg) if p != "#555555"}
+    laptop = re.search(r'fill="(#[0-9a-f]{6})"/><text [^>]*>laptop</text>', svg).group(1)  # its legend key
+    assert svg.count("<polygon") == 3 and diamonds == {laptop}  # each configuration's diamond: the laptop
     assert 'id="machines"' in s.files["html"].read_text()
 
 

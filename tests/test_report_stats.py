@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import polars as pl
 import pytest
@@ -15,6 +17,7 @@ from energybench.report.stats import (
     config_stats,
     config_warnings,
     grouped_bootstrap,
+    grouped_mean_bootstrap,
     render_warnings,
 )
 
@@ -64,6 +67,28 @@ def test_median_ci_shortcut_equals_explicit_resampling(k):
     lo, hi = _median_ci_block(mat, np.random.default_rng(9), 1500, (0.025, 0.975))
     np.testing.assert_allclose(lo, explicit[0], rtol=0, atol=1e-12)
     np.testing.assert_allclose(hi, explicit[1], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(("n_groups", "k"), [(1, 700), (25, 6)])
+def test_grouped_mean_bootstrap_equals_explicit_resampling_of_the_runs(n_groups, k):
+    # columns 2 and 3 miss values (a run without energy): a replicate averages the drawn runs' finite values
+    rng = np.random.default_rng(k)
+    x = rng.lognormal(size=(n_groups * k, 3))
+    x[rng.random(x.shape[0]) < 0.2, 1:] = np.nan
+    groups = np.repeat(np.arange(n_groups), k)
+    res = grouped_mean_bootstrap(x, groups, n_groups, n_boot=800, seed=4)
+    draw = np.random.default_rng((4, k, 3))  # the draws the function makes: one resample of runs for every column
+    idx = draw.integers(0, k, size=(800, k))
+    for g in range(n_groups):
+        runs = x[g * k:(g + 1) * k]
+        for j in range(3):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                reps = np.nanmean(runs[idx, j], axis=1)  # NaN for a resample that drew no finite value: left out
+            lo, hi = np.nanquantile(reps, [0.025, 0.975])
+            assert res[j].point[g] == pytest.approx(np.nanmean(runs[:, j]), rel=1e-12)
+            assert res[j].lo[g] == pytest.approx(lo, rel=1e-9) and res[j].hi[g] == pytest.approx(hi, rel=1e-9)
+            assert res[j].n[g] == np.isfinite(runs[:, j]).sum()
 
 
 def test_grouped_bootstrap_seeded_nan_and_singletons():

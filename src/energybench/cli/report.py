@@ -32,8 +32,8 @@ def report_cmd(
     measure_bandwidth: bool = typer.Option(False, "--measure-bandwidth", help="Measure this machine's memory "
                                            "bandwidth now when metadata.json lacks it (decode roofline)."),
     no_figures: bool = typer.Option(False, "--no-figures", help="Skip the figures (faster)."),
-    svg: bool = typer.Option(False, "--svg", help="Also write each figure as SVG (vector, for papers); "
-                                                   "PNG is always written."),
+    png: bool = typer.Option(False, "--png", help="Also write each figure as PNG (rasterised from its SVG, "
+                                                   "for slides and chat); SVG is always written."),
     label: list[str] = typer.Option([], "--label", help="Name of each result set, in order (default: dir names)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     bootstrap: int = typer.Option(2000, "--bootstrap", help="Bootstrap resamples per CI."),
@@ -45,7 +45,7 @@ def report_cmd(
     if fmt not in ("text", "json"):
         raise typer.BadParameter(f"--format {fmt!r}: use text or json", param_hint="--format")
     all_dirs = [*dirs, *compare]
-    kwargs = dict(window_s=window, figures=not no_figures, figure_formats=("png", "svg") if svg else ("png",),
+    kwargs = dict(window_s=window, figures=not no_figures, figure_formats=("svg", "png") if png else ("svg",),
                   export=tuple(export), measure_bandwidth=measure_bandwidth, n_boot=bootstrap, seed=seed,
                   labels=label or None)
     if serve:

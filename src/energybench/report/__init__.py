@@ -10,7 +10,7 @@ Public API::
 Modules: :mod:`.load` (result sets), :mod:`.metrics` (the report's tables over runs and samples;
 per-run metrics are :mod:`energybench.metrics`), :mod:`.stats` (bootstrap CIs, warnings),
 :mod:`.best` (recommendations, Pareto), :mod:`.analysis` (everything a report shows),
-:mod:`.figures` (plotnine), :mod:`.study` (the original study's tables with CIs), :mod:`.sections`
+:mod:`.figures` (drawn as SVG by :mod:`.plot`), :mod:`.study` (the original study's tables with CIs), :mod:`.sections`
 and :mod:`.tables` (the words and tables both renderings share), :mod:`.markdown`, :mod:`.html`,
 :mod:`.dashboard` (the page's interactive view, pick-two comparison and live progress),
 :mod:`.jsonsummary`, :mod:`.export` (CSV: the study's files and ours), :mod:`.serve` (live
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["ReportServer", "ReportSummary", "build_report", "measure_memory_bandwidth", "serve_report"]
 
 
-def __getattr__(name: str) -> Any:  # lazy: the engine imports measure_memory_bandwidth without polars/plotnine
+def __getattr__(name: str) -> Any:  # lazy: the engine imports measure_memory_bandwidth without polars
     if name in ("build_report", "ReportSummary"):
         from energybench.report import build
 

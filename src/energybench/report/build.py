@@ -1,15 +1,13 @@
 """``build_report``: result directories in, ``report.md`` + ``report.html`` + figures (+ CSV) out.
 
 Speed (``benchmarks/bench_report.py``: 10,000 runs, 1,000,000 samples): runs are read once, every
-metric is a polars expression, the bootstrap is vectorised, figures are drawn from configuration
-aggregates (samples are read for the few timeline runs only), and figures render in worker
-processes that import plotnine while the main process reads and analyses the data.
+metric is a polars expression, the bootstrap is vectorised, and figures are drawn from configuration
+aggregates (samples are read for the few timeline runs only) as SVG written directly (:mod:`.plot`):
+no plotting library is imported, so a report's figures cost milliseconds.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +18,6 @@ from typing import Any
 import polars as pl
 
 from energybench.errors import UsageError
-from energybench.report import figcache
 from energybench.report.analysis import Analysis, analyze, configuration_records
 from energybench.report.bandwidth import measure_memory_bandwidth
 from energybench.report.best import Recommendation
@@ -36,10 +33,10 @@ from energybench.results import atomic_write_bytes, atomic_write_json
 
 FORMATS = ("md", "html", "json")
 EXPORTS = ("csv",)
-FIGURE_FORMATS = ("png", "svg")
-#: Written unless asked otherwise: PNG (the report pages embed it); SVG on request (vector, for papers:
-#: it costs each figure a second rendering).
-DEFAULT_FIGURE_FORMATS = ("png",)
+FIGURE_FORMATS = ("svg", "png")
+#: Written unless asked otherwise: SVG (the drawing itself; the HTML page inlines it). PNG on request,
+#: rasterised from the SVG (slides, chat, tools without SVG).
+DEFAULT_FIGURE_FORMATS = ("svg",)
 
 
 @dataclass
@@ -59,81 +56,6 @@ class ReportSummary:
     def to_dict(self) -> dict[str, Any]:
         return {"out_dir": str(self.out_dir), "files": {k: str(v) for k, v in self.files.items()},
                 "exports": [str(p) for p in self.exports], **self.summary}
-
-
-# ----------------------------------------------------------------------------- figure workers
-
-
-def _worker_init() -> None:
-    """Pay the plotting libraries' imports while the parent reads and analyses the data (a warm-up
-    drawing here would compete with the parent for the CPUs: on two CPUs it cost 9 % of the report)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    matplotlib.rcParams["svg.fonttype"] = "none"
-    import matplotlib.pyplot  # noqa: F401
-    import pandas  # noqa: F401
-    import plotnine  # noqa: F401
-
-
-def _figure_task(a: Analysis, name: str, out_dir: Path, formats: tuple[str, ...]) -> FigureFile | None:
-    plots = build_figures(a, [name])
-    files = save_figures(plots, out_dir, formats=formats)
-    return files[0] if files else None
-
-
-def _slim(a: Analysis) -> Analysis:
-    """The analysis without what figures never read (keeps pickling to workers cheap)."""
-    keep = {(s, r) for s, r, _ in a.timeline_runs}
-    runs = a.runs.filter(pl.col("set").is_in([s for s, _ in keep]) & pl.col("run_id").is_in([r for _, r in keep])) \
-        if keep else a.runs.head(0)
-    runs = runs.drop(["token_t_ns", "domains", "stderr_tail"], strict=False)
-    sets = [dataclasses.replace(rs, runs=rs.runs.head(0), shards=[dataclasses.replace(s, runs=s.runs.head(0))
-                                                                 for s in rs.shards]) for rs in a.sets]
-    return dataclasses.replace(a, runs=runs, sets=sets, domains=a.domains.head(0), provenance=a.provenance.head(0))
-
-
-#: Figures in the order workers take them: the slowest first, so two workers finish together.
-_FIGURE_ORDER = ("power_timeline", "batch", "offload", "thread_scaling", "pareto", "race_to_sleep", "edp_heatmap")
-
-
-class FigurePool:
-    """Worker processes for figures, started early so plotnine imports overlap the analysis."""
-
-    def __init__(self, jobs: int) -> None:
-        import multiprocessing
-
-        self.jobs = jobs
-        self.pool: Any = None
-        try:
-            self.pool = multiprocessing.get_context("spawn").Pool(processes=jobs, initializer=_worker_init)
-        except (OSError, ValueError, RuntimeError):  # no processes here: draw in-process
-            self.pool = None
-
-    def render(self, a: Analysis, out_dir: Path, formats: tuple[str, ...]) -> list[FigureFile]:
-        if self.pool is None:
-            return save_figures(build_figures(a), out_dir, formats=formats)
-        slim = _slim(a)
-        order = [n for n in _FIGURE_ORDER if n in FIGURES] + [n for n in FIGURES if n not in _FIGURE_ORDER]
-        pending = {name: self.pool.apply_async(_figure_task, (slim, name, out_dir, formats)) for name in order}
-        done = {name: res.get() for name, res in pending.items()}
-        return [done[name] for name in FIGURES if done.get(name) is not None]
-
-    def close(self) -> None:
-        """Stop the workers now: their results are in, a graceful exit would only cost time."""
-        if self.pool is not None:
-            self.pool.terminate()
-            self.pool.join()
-            self.pool = None
-
-
-def default_figure_jobs() -> int:
-    """Worker processes for figures: 2 where two CPUs exist, else 0 (draw in-process)."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        n = os.cpu_count() or 1
-    return 2 if n >= 2 else 0
 
 
 # ----------------------------------------------------------------------------- the report
@@ -180,47 +102,33 @@ def build_report(dirs: Sequence[Path | str], out_dir: Path | str | None = None, 
                  formats: Sequence[str] = FORMATS, figures: bool = True,
                  figure_formats: Sequence[str] = DEFAULT_FIGURE_FORMATS, export: Sequence[str] = (),
                  measure_bandwidth: bool = False, n_boot: int = DEFAULT_N_BOOT, seed: int = 0,
-                 labels: Sequence[str] | None = None, figure_jobs: int | None = None,
-                 live: dict[str, Any] | None = None) -> ReportSummary:
+                 labels: Sequence[str] | None = None, live: dict[str, Any] | None = None) -> ReportSummary:
     """Analyse result directories and write the report.
 
     ``dirs``: one results directory, or several to compare side by side. ``out_dir``: default
     ``<first dir>/report``. ``window_s``: race-to-sleep window T (default: per workload, the slowest
     configuration's median time). ``formats``: any of md, html, json (summary.json). ``export``:
     ``("csv",)`` writes the original study's CSVs and our tables. ``measure_bandwidth``: measure the
-    memory bandwidth now for sets whose metadata lacks it. ``figure_jobs``: worker processes for
-    figures (None: 2 where two CPUs exist; 0: draw in this process). ``live``: see ``render_html``.
+    memory bandwidth now for sets whose metadata lacks it. ``live``: see ``render_html``.
     """
     formats, figure_formats, export = tuple(formats), tuple(figure_formats), tuple(export)
     _check_options(formats, export, figure_formats, window_s, n_boot)
     sources = storage.expand(dirs)
     out = Path(out_dir) if out_dir is not None else default_out_dir(dirs[0] if dirs else ".")
+    sets = load_sets(sources, labels)
+    out.mkdir(parents=True, exist_ok=True)
+    bw = None
+    if measure_bandwidth and any(rs.memory_bandwidth_gbs is None for rs in sets):
+        bw = measure_memory_bandwidth()
+    a = analyze(sets, window_s=window_s, n_boot=n_boot, seed=seed, measured_bandwidth_gbs=bw)
     fig_dir = out / "figures"
-    key = figcache.inputs_key(sources, {"window_s": window_s, "n_boot": n_boot, "seed": seed, "labels": labels,
-                                     "formats": figure_formats, "bandwidth": measure_bandwidth})
-    fig_files = figcache.cached(fig_dir, key) if figures else []
-    jobs = default_figure_jobs() if figure_jobs is None else max(0, int(figure_jobs))
-    pool = FigurePool(jobs) if fig_files is None and jobs >= 1 else None
-    try:
-        sets = load_sets(sources, labels)
-        out.mkdir(parents=True, exist_ok=True)
-        bw = None
-        if measure_bandwidth and any(rs.memory_bandwidth_gbs is None for rs in sets):
-            bw = measure_memory_bandwidth()
-        a = analyze(sets, window_s=window_s, n_boot=n_boot, seed=seed, measured_bandwidth_gbs=bw)
-        if fig_files is None:
-            fig_files = (pool.render(a, fig_dir, figure_formats) if pool is not None
-                         else save_figures(build_figures(a), fig_dir, formats=figure_formats))
-            figcache.remember(fig_dir, key, fig_files)
-        _remove_stale_figures(fig_dir, fig_files)
-        exports: list[Path] = []
-        if "csv" in export:
-            from energybench.report.export import export_csv
+    fig_files = save_figures(build_figures(a), fig_dir, formats=figure_formats) if figures else []
+    _remove_stale_figures(fig_dir, fig_files)
+    exports: list[Path] = []
+    if "csv" in export:
+        from energybench.report.export import export_csv
 
-            exports = export_csv(a, out)
-    finally:
-        if pool is not None:
-            pool.close()
+        exports = export_csv(a, out)
 
     now = datetime.now(UTC)
     files: dict[str, Path] = {}
@@ -235,7 +143,7 @@ def build_report(dirs: Sequence[Path | str], out_dir: Path | str | None = None, 
         atomic_write_bytes(files["html"], render_html(a, fig_files, generated_at=now, live=live).encode("utf-8"))
     if "json" in formats:
         files["json"] = out / "summary.json"
-        atomic_write_json(files["json"], summary)
+        atomic_write_json(files["json"], summary, indent=None)  # read by programs (CI), and large
     return ReportSummary(out_dir=out, files=files, figures=[f.name for f in fig_files], exports=exports,
                          summary=summary, warnings=list(a.warnings), recommendations=list(a.recommendations),
                          n_runs=a.runs.height, analysis=a)

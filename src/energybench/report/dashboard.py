@@ -3,7 +3,7 @@ comparison with a verdict, a configuration's settings and provenance on click, a
 the live progress of a sweep. Everything is inline (no CDN): the page works from a file.
 
 The view is drawn in the browser, as SVG, from the same configuration table (medians and 95 %
-bootstrap CIs) the plotnine Pareto figure is drawn from (:func:`.figures.fig_pareto`). The
+bootstrap CIs) the Pareto figure is drawn from (:func:`.figures.fig_pareto`). The
 comparison's verdict follows the report's rule (:mod:`.best`): CIs apart, or the 95 % CI of the
 difference of medians (a seeded bootstrap over both configurations' runs) excluding 0, or within
 the noise.

@@ -1,5 +1,6 @@
-"""Figures (plotnine). Each ``fig_*`` function returns a ggplot, or None when the data does not vary
-the figure's axis (no empty plots); :func:`save_figures` is the one place that writes files.
+"""The report's figures. Each ``fig_*`` function returns a :class:`~.plot.Figure`, or None when the
+data does not vary the figure's axis (no empty plots); :func:`save_figures` is the one place that
+writes files (SVG always: it is the drawing; PNG rasterised from it on request).
 
 Figures are drawn from configuration aggregates (medians with their bootstrap CIs as error bars),
 never from raw samples -- except the power timeline, which reads the samples of a handful of runs.
@@ -9,110 +10,70 @@ at the value of the best configuration (said in the subtitle).
 
 from __future__ import annotations
 
-import io
-import warnings
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
 import polars as pl
 
+from energybench.metrics import METRICS
 from energybench.report.analysis import Analysis
 from energybench.report.best import describe_config
+from energybench.report.fmt import fmt_num
 from energybench.report.load import load_samples
-from energybench.metrics import METRICS
 from energybench.report.metrics import AXES, samples_power
-
-if TYPE_CHECKING:  # plotnine is imported lazily: it is slow to import
-    import pandas as pd
-    from plotnine import ggplot
+from energybench.report.plot import (Band, Continuous, Figure, Key, Legend, Line, Panel, Points, Rect, Segments,
+                                     Text, render)
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
            "#bcbd22", "#7f7f7f"]
-WIDTH_IN, HEIGHT_IN = 8.0, 4.6
+INK = "#111111"
 
 
 @dataclass(frozen=True)
 class FigureFile:
-    """A saved figure: its name, title, a caption and the files written."""
+    """A saved figure: its name, title, a caption, the files written and the SVG itself (pages inline it)."""
 
     name: str
     title: str
     caption: str
     paths: dict[str, Path]  # format -> path
-    png_bytes: bytes | None = None
-
-
-def _pd(df: pl.DataFrame) -> pd.DataFrame:
-    """polars -> pandas without pyarrow (nulls become NaN/None)."""
-    import pandas as pd
-
-    data: dict[str, Any] = {}
-    for name, s in zip(df.columns, df.get_columns(), strict=True):
-        if s.dtype.is_numeric():
-            data[name] = s.cast(pl.Float64).fill_null(np.nan).to_numpy() if s.null_count() or s.dtype.is_float() \
-                else s.to_numpy()
-        else:
-            data[name] = s.to_list()
-    return pd.DataFrame(data)
-
-
-def _theme() -> Any:
-    import plotnine as p9
-
-    return p9.theme_bw(base_size=10) + p9.theme(
-        figure_size=(WIDTH_IN, HEIGHT_IN),
-        plot_title=p9.element_text(weight="bold", size=12),
-        plot_subtitle=p9.element_text(size=8.5, color="#555555"),
-        strip_background=p9.element_rect(fill="#eef2f7", color="#c8d0da"),
-        panel_grid_minor=p9.element_blank(),
-        legend_position="right",
-    )
+    svg: str
 
 
 def _disp(v: Any) -> str:
     """Axis/legend text of a knob value: 512.0 -> '512'."""
-    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+    if isinstance(v, float) and v.is_integer():
         return str(int(v))
     return str(v)
 
 
-def _as_factor(df: pd.DataFrame, col: str) -> None:
-    """Make ``col`` an ordered categorical (numeric order for numbers) so colours and axes sort right."""
-    import pandas as pd
-
-    vals = [v for v in df[col].tolist() if v is not None and not (isinstance(v, float) and np.isnan(v))]
-    uniq = sorted(set(vals), key=lambda v: (isinstance(v, str), v))
-    levels = list(dict.fromkeys(_disp(v) for v in uniq))
-    df[col] = pd.Categorical([_disp(v) for v in df[col]], categories=levels, ordered=True)
+def _levels(values: Sequence[Any]) -> list[Any]:
+    """Distinct non-null values in order (numbers numerically, before strings)."""
+    vals = {v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))}
+    return sorted(vals, key=lambda v: (isinstance(v, str), v))
 
 
-def _wrap(text: str, width: int = 125) -> str:
-    import textwrap
-
-    return "\n".join(textwrap.wrap(text, width)) if text else text
+def _color(i: int) -> str:
+    return PALETTE[i % len(PALETTE)]
 
 
-def _axis_labels(breaks: Sequence[float]) -> list[str]:
-    """Tick labels with just enough decimals to tell neighbouring breaks apart (4.001 vs 4.002)."""
-    vals = [float(b) for b in breaks if b is not None and np.isfinite(b)]
-    if len(vals) < 2:
-        return [f"{float(b):g}" for b in breaks]
-    step = min(abs(b - a) for a, b in zip(vals, vals[1:], strict=False) if b != a) if len(set(vals)) > 1 else 1.0
-    decimals = min(6, int(max(0, -np.floor(np.log10(step))))) if step > 0 else 0
-    big = max(abs(v) for v in vals)
-    if big >= 1e6 or (big < 1e-3 and big > 0):
-        return [f"{float(b):.2e}" for b in breaks]
-    return [f"{float(b):.{decimals}f}" for b in breaks]
+def _ok(v: Any) -> bool:
+    return v is not None and not (isinstance(v, float) and math.isnan(v))
 
 
-def _label3(v: float) -> str:
-    """3 significant digits without scientific notation for everyday magnitudes."""
-    from energybench.report.fmt import fmt_num
-
-    return fmt_num(v)
+def _error_bars(rows: Sequence[dict[str, Any]], x: str, lo: str, hi: str, color: str | list[str], *,
+                horizontal: bool = False, y: str = "", opacity: float = 1.0) -> Segments:
+    """Vertical bars at ``x`` from ``lo`` to ``hi`` (horizontal: at ``y``); rows without a CI are skipped."""
+    colors = [color] * len(rows) if isinstance(color, str) else color
+    keep = [(r, c) for r, c in zip(rows, colors, strict=True) if _ok(r.get(lo)) and _ok(r.get(hi))]
+    if horizontal:
+        return Segments([r[lo] for r, _ in keep], [r[y] for r, _ in keep], [r[hi] for r, _ in keep],
+                        [r[y] for r, _ in keep], [c for _, c in keep], width=1.1, opacity=opacity)
+    return Segments([r[x] for r, _ in keep], [r[lo] for r, _ in keep], [r[x] for r, _ in keep],
+                    [r[hi] for r, _ in keep], [c for _, c in keep], width=1.1, opacity=opacity)
 
 
 def _slice(a: Analysis, x: str, color: str | None, objective_metric: str = "j_per_output_token"
@@ -163,114 +124,136 @@ def _long(df: pl.DataFrame, metrics: Sequence[str], keep: Sequence[str]) -> pl.D
     return pl.concat(frames) if frames else pl.DataFrame()
 
 
-def _curve(a: Analysis, x: str, metrics: Sequence[str], title: str, prefer_color: Sequence[str],
-           log_x: bool = False) -> ggplot | None:
-    import plotnine as p9
+def _series(rows: list[dict[str, Any]], x: str, color: str) -> list[Any]:
+    """A line through two points or more, the points and their error bars, in one colour."""
+    rows = sorted((r for r in rows if _ok(r["value"])), key=lambda r: r[x])
+    if not rows:
+        return []
+    xs, ys = [r[x] for r in rows], [r["value"] for r in rows]
+    out: list[Any] = [Line(xs, ys, color)] if len(rows) >= 2 else []
+    return [*out, _error_bars(rows, x, "lo", "hi", color), Points(xs, ys, color)]
 
+
+def _curve(a: Analysis, x: str, metrics: Sequence[str], title: str, prefer_color: Sequence[str],
+           log_x: bool = False) -> Figure | None:
     if x not in a.varied:
         return None
     color = _color_axis(a, x, prefer_color)
     df, subtitle = _slice(a, x, color)
     if df.height == 0 or df[x].n_unique() < 2:
         return None
-    keep = ["set", x] + ([color] if color else [])
-    long = _long(df, metrics, keep)
+    long = _long(df, metrics, ["set", x] + ([color] if color else []))
     if long.height == 0:
         return None
-    pdf = _pd(long)
-    import pandas as pd
-
-    pdf["metric"] = pd.Categorical(pdf["metric"], categories=list(dict.fromkeys(pdf["metric"])), ordered=True)
-    group = color or "set"
-    if color:
-        _as_factor(pdf, color)
-    elif a.multi_set:
-        _as_factor(pdf, "set")
-    aes = p9.aes(x=x, y="value", color=group, group=group) if (color or a.multi_set) else p9.aes(x=x, y="value")
-    # lines only through groups with two points or more (a lone point has nothing to join)
-    line_keys = ["metric", "set"] + ([color] if color else [])
-    sizes = pdf.groupby(line_keys, observed=True)["value"].transform("count")
-    g = (p9.ggplot(pdf, aes)
-         + p9.geom_line(data=pdf[sizes >= 2], size=0.8)
-         + p9.geom_point(size=2.2)
-         + p9.geom_linerange(p9.aes(ymin="lo", ymax="hi"), size=0.7, na_rm=True)
-         + p9.labs(title=title, subtitle=_wrap(subtitle), x=AXES.get(x, x), y="",
-                   color=AXES.get(color, color) if color else "set")
-         + _theme())
-    if color or a.multi_set:
-        g = g + p9.scale_color_manual(values=PALETTE * 4)
+    group = color or ("set" if a.multi_set else None)
+    groups = _levels(long[group].to_list()) if group else [None]
     xs = sorted(df[x].drop_nulls().unique().to_list())
-    g = g + p9.scale_y_continuous(labels=_axis_labels)
-    if log_x:
-        g = g + p9.scale_x_continuous(trans="log2", breaks=xs, labels=[_disp(v) for v in xs])
-    else:
-        g = g + p9.scale_x_continuous(breaks=xs, labels=[_disp(v) for v in xs])
-    if a.multi_set and color:
-        g = g + p9.facet_grid("metric ~ set", scales="free_y")
-    else:
-        g = g + p9.facet_wrap("~metric", scales="free_y", nrow=1)
-    return g
+    x_axis = Continuous(log=2 if log_x else None, breaks=xs, labels=[_disp(v) for v in xs])
+    facets = list(dict.fromkeys(long["metric"].to_list()))
+    sets = list(dict.fromkeys(long["set"].to_list()))
+    grid_by_set = a.multi_set and color is not None
+    columns = sets if grid_by_set else [None]
+    rows_of = {k: list(g.iter_rows(named=True)) for k, g in long.group_by(["metric", "set"], maintain_order=True)}
+    grid = []
+    for i, metric in enumerate(facets):
+        row = []
+        for j, set_name in enumerate(columns):
+            recs = [r for (m, s), rs in rows_of.items() if m == metric and set_name in (None, s) for r in rs]
+            panel = Panel(x=x_axis, strip=(set_name if i == 0 else None) if grid_by_set else metric)
+            for k, level in enumerate(groups):
+                mine = [r for r in recs if group is None or r[group] == level]
+                panel.add(*_series(mine, x, _color(k) if group else PALETTE[0]))
+            row.append(panel)
+        grid.append(row)
+    if not grid_by_set:
+        grid = [[p for row in grid for p in row]]
+    legend = [Legend(AXES.get(group, group) if color else "set", [Key(_disp(v), _color(k)) for k, v in enumerate(groups)])] \
+        if group else []
+    return Figure(title, grid, subtitle=subtitle, x_title=AXES.get(x, x), legends=legend,
+                  row_strips=facets if grid_by_set else None, share_y="row" if grid_by_set else "none")
 
 
-def fig_thread_scaling(a: Analysis) -> ggplot | None:
+def fig_thread_scaling(a: Analysis) -> Figure | None:
     """Decode speed and J/token against CPU threads."""
     return _curve(a, "n_threads", ["decode_tok_s", "j_per_output_token"], "Thread scaling",
                   ["n_gpu_layers", "n_batch"])
 
 
-def fig_offload(a: Analysis) -> ggplot | None:
+def fig_offload(a: Analysis) -> Figure | None:
     """Decode speed, J/token and average power against GPU layers offloaded."""
     return _curve(a, "n_gpu_layers", ["decode_tok_s", "j_per_output_token", "avg_power_w"], "GPU offload curve",
                   ["n_threads", "n_batch"])
 
 
-def fig_batch(a: Analysis) -> ggplot | None:
+def fig_batch(a: Analysis) -> Figure | None:
     """Prefill speed, TTFT and J/token (all tokens) against n_batch."""
     return _curve(a, "n_batch", ["prefill_tok_s", "ttft_ms", "j_per_processed_token"], "Batch size",
                   ["n_threads", "n_gpu_layers"], log_x=True)
 
 
-def fig_edp_heatmap(a: Analysis) -> ggplot | None:
-    """Median EDP over the two most-varied axes (others fixed at the lowest-EDP configuration)."""
-    import plotnine as p9
+def _shade(t: float, low: str = "#f7fbff", high: str = "#ef6548") -> str:
+    """The colour a fraction ``t`` (0..1) of the way from ``low`` to ``high``."""
+    a, b = (tuple(int(c[i:i + 2], 16) for i in (1, 3, 5)) for c in (low, high))
+    return "#" + "".join(f"{round(x + (y - x) * min(1.0, max(0.0, t))):02x}" for x, y in zip(a, b, strict=True))
 
-    axes = sorted((k for k in a.varied if k in ("n_threads", "n_gpu_layers", "n_batch", "n_ubatch", "n_threads_batch")),
-                  key=lambda k: -a.cfg[k].n_unique())[:2]
+
+def _wrap_grid(panels: list[Panel]) -> list[list[Panel | None]]:
+    """Panels in rows of ceil(sqrt(n)) (facet_wrap's shape)."""
+    ncol = math.ceil(math.sqrt(len(panels)))
+    return [list(panels[i:i + ncol]) + [None] * (ncol - len(panels[i:i + ncol])) for i in range(0, len(panels), ncol)]
+
+
+def fig_edp_heatmap(a: Analysis) -> Figure | None:
+    """Median EDP over the two most-varied axes (others fixed at the lowest-EDP configuration)."""
+    knobs = ("n_threads", "n_gpu_layers", "n_batch", "n_ubatch", "n_threads_batch")
+    axes = sorted((k for k in a.varied if k in knobs), key=lambda k: -a.cfg[k].n_unique())[:2]
     if len(axes) < 2 or a.cfg["edp_js"].drop_nulls().len() == 0:
         return None
     x, y = sorted(axes, key=lambda k: ("n_threads", "n_batch", "n_gpu_layers").index(k)
                   if k in ("n_threads", "n_batch", "n_gpu_layers") else 9)
     df, subtitle = _slice(a, x, y, objective_metric="edp_js")
-    df = df.filter(pl.col("edp_js").is_not_null())
+    df = df.filter(pl.col("edp_js").is_not_null() & (pl.col("edp_js") > 0))
     if df.height < 2 or df[x].n_unique() < 2 or df[y].n_unique() < 2:
         return None
-    pdf = _pd(df.select("set", x, y, "edp_js").with_columns(
-        log_edp=pl.col("edp_js").log10(),
-        label=pl.col("edp_js").map_elements(_label3, return_dtype=pl.String)))
-    _as_factor(pdf, x)
-    _as_factor(pdf, y)
-    best = df.group_by("set").agg(pl.col("edp_js").min().alias("best"))
-    pdf_best = _pd(df.join(best, on="set").filter(pl.col("edp_js") == pl.col("best")).select("set", x, y))
-    _as_factor(pdf_best, x)
-    _as_factor(pdf_best, y)
-    g = (p9.ggplot(pdf, p9.aes(x=x, y=y, fill="log_edp"))
-         + p9.geom_tile(color="white", size=0.6)
-         + p9.geom_text(p9.aes(label="label"), size=7.5, color="#111111")
-         + p9.geom_tile(data=pdf_best, mapping=p9.aes(x=x, y=y), fill="none", color="#111111", size=1.2,
-                        inherit_aes=False)
-         + p9.scale_fill_gradient(low="#f7fbff", high="#ef6548", guide=None)  # cells carry their values
-         + p9.labs(title="EDP per request (J*s): lower is better, best framed",
-                   subtitle=_wrap(subtitle), x=AXES.get(x, x), y=AXES.get(y, y))
-         + _theme() + p9.theme(panel_grid_major=p9.element_blank()))
-    if a.multi_set:
-        g = g + p9.facet_wrap("~set")
-    return g
+    xa = Band([_disp(v) for v in _levels(df[x].to_list())])
+    ya = Band([_disp(v) for v in _levels(df[y].to_list())][::-1])  # the smallest at the bottom
+    logs = df["edp_js"].log10()
+    lo, span = float(logs.min()), float(logs.max() - logs.min()) or 1.0
+    panels = []
+    for set_name, g in df.group_by("set", maintain_order=True):
+        p = Panel(x=xa, y=ya, strip=set_name[0] if a.multi_set else None)
+        best = g["edp_js"].min()
+        for r in g.iter_rows(named=True):
+            i, j = xa.index(_disp(r[x])), ya.index(_disp(r[y]))
+            p.add(Rect(i - 0.5, i + 0.5, j - 0.5, j + 0.5, _shade((math.log10(r["edp_js"]) - lo) / span),
+                       stroke="#ffffff", stroke_width=1.2),
+                  Text(i, j, fmt_num(r["edp_js"]), size=8.5, color=INK))
+            if r["edp_js"] == best:
+                p.add(Rect(i - 0.46, i + 0.46, j - 0.46, j + 0.46, "none", stroke=INK, stroke_width=2.2))
+        panels.append(p)
+    return Figure("EDP per request (J*s): lower is better, best framed", _wrap_grid(panels), subtitle=subtitle,
+                  x_title=AXES.get(x, x), y_title=AXES.get(y, y))
 
 
-def fig_pareto(a: Analysis) -> ggplot | None:
+def _front_labels(front: pl.DataFrame, varied: Sequence[str], x_log: bool, x_range: tuple[float, float]
+                  ) -> list[Text]:
+    """Up to 8 points of the front labelled with their configuration, alternately above and below so
+    neighbours do not collide; right of the point, or left of it near the right edge."""
+    out = []
+    lo, hi = (math.log10(v) for v in x_range) if x_log else x_range
+    for k, r in enumerate(front.head(8).iter_rows(named=True)):
+        if not varied:
+            break
+        pos = math.log10(r["e2e_s"]) if x_log else r["e2e_s"]
+        right = hi > lo and (pos - lo) / (hi - lo) > 0.6
+        out.append(Text(r["e2e_s"], r["j_per_output_token"], describe_config({v: r[v] for v in varied}), size=7.5,
+                        anchor="end" if right else "start", va="bottom" if k % 2 == 0 else "top",
+                        dx=-7 if right else 7))
+    return out
+
+
+def fig_pareto(a: Analysis) -> Figure | None:
     """Latency vs energy per output token of every configuration of the main workload, front drawn."""
-    import plotnine as p9
-
     if not a.workloads:
         return None
     wl = a.workloads[0]
@@ -278,100 +261,70 @@ def fig_pareto(a: Analysis) -> ggplot | None:
                       & pl.col("j_per_output_token").is_not_null())
     if df.height < 2:
         return None
-    color = next((c for c in ("n_gpu_layers", "n_threads", "n_batch") if c in a.varied), None)
-    cols = ["set", "e2e_s", "e2e_s_lo", "e2e_s_hi", "j_per_output_token", "j_per_output_token_lo", "j_per_output_token_hi",
-            "pareto", *([color] if color else [])]
-    # error bars for every point while they stay readable; beyond that for the front only
-    bars = df if df.height <= 60 else df.filter(pl.col("pareto"))
-    pdf = _pd(df.select(cols))
-    pbars = _pd(bars.select(cols))
-    group = "set" if a.multi_set else color
-    if group:
-        _as_factor(pdf, group)
-    front = df.filter(pl.col("pareto")).sort(["set", "e2e_s"])
-    labels = front.with_columns(label=pl.struct(a.varied).map_elements(
-        lambda r: "   " + describe_config(r), return_dtype=pl.String)) if a.varied else front.with_columns(label=pl.lit(""))
-    pfront = _pd(front.select("set", "e2e_s", "j_per_output_token"))
-    # label the front (up to 8 points), alternating above and below so neighbours do not collide
-    plab = _pd(labels.select("set", "e2e_s", "j_per_output_token", "label").head(8)
-               .with_columns(va=pl.Series(["bottom", "top"] * 4).head(min(8, labels.height)))) \
-        if labels.height else _pd(labels.select("set", "e2e_s", "j_per_output_token", "label"))
-    aes = p9.aes(x="e2e_s", y="j_per_output_token", color=group) if group else p9.aes(x="e2e_s", y="j_per_output_token")
-    if group:
-        _as_factor(pbars, group)
-    g = (p9.ggplot(pdf, aes)
-         + p9.geom_linerange(pbars, p9.aes(ymin="j_per_output_token_lo", ymax="j_per_output_token_hi"), alpha=0.5, na_rm=True)
-         + p9.geom_segment(pbars, p9.aes(x="e2e_s_lo", xend="e2e_s_hi", yend="j_per_output_token"), alpha=0.5,
-                           na_rm=True)
-         + p9.geom_point(size=2.0, alpha=0.85)
-         + p9.geom_step(data=pfront, mapping=p9.aes(x="e2e_s", y="j_per_output_token", group="set"),
-                        color="#111111", size=0.8, direction="vh", inherit_aes=False)
-         + p9.geom_point(data=pfront, mapping=p9.aes(x="e2e_s", y="j_per_output_token"), color="#111111",
-                         fill="none", shape="o", size=4.2, inherit_aes=False)
-         + p9.labs(title="Latency vs energy per output token: the Pareto front",
-                   subtitle=_wrap(f"{wl}; circled: no other configuration is both faster and cheaper"),
-                   x="end-to-end latency (s)", y="energy per output token (J/token)",
-                   color="set" if a.multi_set else (AXES.get(color, color) if color else None))
-         + _theme())
-    for va in ("bottom", "top"):
-        sub = plab[plab["va"] == va] if len(plab) and "va" in plab else plab.head(0)
-        if len(sub):
-            g = g + p9.geom_text(data=sub, mapping=p9.aes(x="e2e_s", y="j_per_output_token", label="label"), size=6.5,
-                                 ha="left", va=va, color="#333333", inherit_aes=False)
-    xs = df["e2e_s"].drop_nulls()
-    if xs.min() > 0 and xs.max() / xs.min() > 8:
-        g = g + p9.scale_x_log10()
-    if group:
-        g = g + p9.scale_color_manual(values=PALETTE * 4)
-    return g
+    knob = next((c for c in ("n_gpu_layers", "n_threads", "n_batch") if c in a.varied), None)
+    group = "set" if a.multi_set else knob
+    levels = _levels(df[group].to_list()) if group else [None]
+    rows = list(df.iter_rows(named=True))
+    colors = [_color(levels.index(r[group])) if group else PALETTE[0] for r in rows]
+    bars = [(r, c) for r, c in zip(rows, colors, strict=True) if len(rows) <= 60 or r["pareto"]]
+    e2e = df["e2e_s"]
+    x_log = bool(e2e.min() > 0 and e2e.max() / e2e.min() > 8)
+    p = Panel(x=Continuous(log=10 if x_log else None))
+    br, bc = [r for r, _ in bars], [c for _, c in bars]
+    p.add(_error_bars(br, "e2e_s", "j_per_output_token_lo", "j_per_output_token_hi", bc, opacity=0.5),
+          _error_bars(br, "", "e2e_s_lo", "e2e_s_hi", bc, horizontal=True, y="j_per_output_token", opacity=0.5),
+          Points([r["e2e_s"] for r in rows], [r["j_per_output_token"] for r in rows], colors, opacity=0.85))
+    for _, front in df.filter(pl.col("pareto")).sort("e2e_s").group_by("set", maintain_order=True):
+        p.add(Line(front["e2e_s"].to_list(), front["j_per_output_token"].to_list(), INK, width=1.4, step=True),
+              Points(front["e2e_s"].to_list(), front["j_per_output_token"].to_list(), INK, shape="ring", size=5.5),
+              *_front_labels(front, a.varied, x_log, (float(e2e.min()), float(e2e.max()))))
+    legend = [Legend("set" if a.multi_set else AXES.get(knob, knob),
+                     [Key(_disp(v), _color(k), kind="point") for k, v in enumerate(levels)])] if group else []
+    return Figure("Latency vs energy per output token: the Pareto front", [[p]],
+                  subtitle=f"{wl}; circled: no other configuration is both faster and cheaper",
+                  x_title="end-to-end latency (s)", y_title="energy per output token (J/token)", legends=legend)
 
 
-def fig_race_to_sleep(a: Analysis, top: int = 12) -> ggplot | None:
+def _race_frame(a: Analysis, wl: str, top: int) -> pl.DataFrame:
+    """Per set the ``top`` lowest E(T) configurations and the fastest one, with their labels."""
+    df = a.cfg.filter((pl.col("workload") == wl) & pl.col("race_energy_j").is_not_null())
+    frames = []
+    for _, d in df.group_by("set", maintain_order=True):
+        d = d.sort("race_energy_j")
+        frames.append(pl.concat([d.head(top), d.sort("e2e_s").head(1)]).unique(subset=["point_id"], maintain_order=True))
+    shown = a.varied or ["n_threads"]
+    return pl.concat(frames).with_columns(
+        config=pl.struct(shown).map_elements(describe_config, return_dtype=pl.String),
+        idle=pl.col("race_idle_energy_j").fill_null(0.0))
+
+
+def fig_race_to_sleep(a: Analysis, top: int = 12) -> Figure | None:
     """E(T) split into active energy and idle energy until T, for the best configurations."""
-    import plotnine as p9
-
     if not a.workloads:
         return None
     wl = a.workloads[0]
-    df = a.cfg.filter((pl.col("workload") == wl) & pl.col("race_energy_j").is_not_null())
-    if df.height < 2:
+    if a.cfg.filter((pl.col("workload") == wl) & pl.col("race_energy_j").is_not_null()).height < 2:
         return None
-    frames = []
-    for set_name in df["set"].unique(maintain_order=True).to_list():
-        d = df.filter(pl.col("set") == set_name).sort("race_energy_j")
-        fastest = d.sort("e2e_s").head(1)
-        pick = pl.concat([d.head(top), fastest]).unique(subset=["point_id"], maintain_order=True)
-        frames.append(pick)
-    df = pl.concat(frames)
-    shown = a.varied or ["n_threads"]
-    df = df.with_columns(config=pl.struct(shown).map_elements(lambda r: describe_config(r), return_dtype=pl.String),
-                         active=pl.col("race_energy_j") - pl.col("race_idle_energy_j").fill_null(0.0))
-    order = df.sort("race_energy_j", descending=True)["config"].unique(maintain_order=True).to_list()
-    long = pl.concat([
-        df.select("set", "config", part=pl.lit("active run"), energy=pl.col("active")),
-        df.select("set", "config", part=pl.lit("idle until T"), energy=pl.col("race_idle_energy_j").fill_null(0.0)),
-    ])
-    pdf = _pd(long)
-    import pandas as pd
-
-    pdf["config"] = pd.Categorical(pdf["config"], categories=order, ordered=True)
-    pdf["part"] = pd.Categorical(pdf["part"], categories=["idle until T", "active run"], ordered=True)
-    perr = _pd(df.select("set", "config", "race_energy_j", "race_energy_j_lo", "race_energy_j_hi"))
-    perr["config"] = pd.Categorical(perr["config"], categories=order, ordered=True)
+    df = _race_frame(a, wl, top)
+    band = Band(df.sort("race_energy_j")["config"].unique(maintain_order=True).to_list())  # the lowest on top
+    active_c, idle_c = "#d62728", "#9ecae1"
+    panels = []
+    for set_name, g in df.group_by("set", maintain_order=True):
+        p = Panel(x=Continuous(zero=True), y=band, strip=set_name[0] if a.multi_set else None)
+        for r in g.iter_rows(named=True):
+            i, active = band.index(r["config"]), r["race_energy_j"] - r["idle"]
+            p.add(Rect(0.0, active, i - 0.35, i + 0.35, active_c), Rect(active, r["race_energy_j"], i - 0.35, i + 0.35, idle_c))
+        rs = list(g.iter_rows(named=True))
+        for r in rs:
+            r["pos"] = band.index(r["config"])
+        p.add(_error_bars(rs, "", "race_energy_j_lo", "race_energy_j_hi", INK, horizontal=True, y="pos"))
+        panels.append(p)
     t = a.windows.get(wl)
-    g = (p9.ggplot(pdf, p9.aes(x="config", y="energy", fill="part"))
-         + p9.geom_col(width=0.7)
-         + p9.geom_errorbar(data=perr, mapping=p9.aes(x="config", ymin="race_energy_j_lo", ymax="race_energy_j_hi"),
-                            width=0.25, inherit_aes=False, na_rm=True)
-         + p9.coord_flip()
-         + p9.scale_fill_manual(values={"active run": "#d62728", "idle until T": "#9ecae1"})
-         + p9.labs(title="Race-to-sleep: energy over one fixed window T",
-                   subtitle=_wrap(f"{wl}; E(T) = E_active + P_idle x (T - t_active)"
-                                  + (f", T = {_label3(t)} s" if t else "")), x="", y="energy over T (J)", fill="")
-         + _theme() + p9.theme(figure_size=(WIDTH_IN, max(3.0, 0.32 * len(order) + 1.6))))
-    if a.multi_set:
-        g = g + p9.facet_wrap("~set")
-    return g
+    return Figure("Race-to-sleep: energy over one fixed window T", _wrap_grid(panels),
+                  subtitle=f"{wl}; E(T) = E_active + P_idle x (T - t_active)" + (f", T = {fmt_num(t)} s" if t else ""),
+                  x_title="energy over T (J)", legends=[Legend("", [Key("active run", active_c, kind="fill"),
+                                                                    Key("idle until T", idle_c, kind="fill")])],
+                  height=max(300.0, 30.0 * len(band.levels) * len(_wrap_grid(panels)) + 170))
 
 
 def timeline_frame(a: Analysis) -> pl.DataFrame:
@@ -397,80 +350,76 @@ def timeline_frame(a: Analysis) -> pl.DataFrame:
     return pl.concat(frames) if frames else pl.DataFrame()
 
 
-def fig_power_timeline(a: Analysis) -> ggplot | None:
-    """Power per domain during the selected runs, prefill and decode shaded."""
-    import pandas as pd
-    import plotnine as p9
+PHASES = {"prefill": "#ff7f0e", "decode": "#1f77b4"}
 
+
+def fig_power_timeline(a: Analysis) -> Figure | None:
+    """Power per domain during the selected runs, prefill and decode shaded."""
     df = timeline_frame(a)
     if df.height == 0:
         return None
-    pdf = _pd(df.with_columns(panel=pl.col("domain")))
-    phases = (df.group_by("run").agg(pl.col("prefill_end_s").first(), pl.col("end_s").first()))
-    rects = []
-    for r in phases.iter_rows(named=True):
-        if r["prefill_end_s"] is not None:
-            rects.append({"run": r["run"], "xmin": 0.0, "xmax": r["prefill_end_s"], "phase": "prefill"})
-        if r["end_s"] is not None and r["prefill_end_s"] is not None:
-            rects.append({"run": r["run"], "xmin": r["prefill_end_s"], "xmax": r["end_s"], "phase": "decode"})
-    prect = pd.DataFrame(rects or [{"run": "", "xmin": 0.0, "xmax": 0.0, "phase": "decode"}])
-    n_dom = df["domain"].n_unique()
-    n_run = df["run"].n_unique()
-    g = (p9.ggplot(pdf, p9.aes(x="t_s", y="power_w"))
-         + p9.geom_rect(data=prect, mapping=p9.aes(xmin="xmin", xmax="xmax", fill="phase"), ymin=-np.inf, ymax=np.inf,
-                        alpha=0.18, inherit_aes=False)
-         + p9.geom_line(p9.aes(color="domain"), size=0.7)
-         + p9.geom_point(p9.aes(color="domain"), size=0.9)
-         + p9.scale_fill_manual(values={"prefill": "#ff7f0e", "decode": "#1f77b4"})
-         + p9.scale_color_manual(values=PALETTE * 4)
-         + p9.facet_grid("domain ~ run", scales="free_y")
-         + p9.scale_y_continuous(labels=_axis_labels)
-         + p9.labs(title="Power timeline: prefill and decode shaded",
-                   subtitle="counters differenced to watts; one panel row per domain",
-                   x="time since run start (s)", y="power (W)", fill="phase", color="domain")
-         + _theme() + p9.theme(figure_size=(max(WIDTH_IN, 4.2 * n_run), max(3.2, 1.55 * n_dom + 1.4)),
-                              strip_text_x=p9.element_text(size=7.5)))
-    return g
+    runs = df["run"].unique(maintain_order=True).to_list()
+    domains = df["domain"].unique(maintain_order=True).to_list()
+    grid = []
+    for i, dom in enumerate(domains):
+        row = []
+        for run in runs:
+            d = df.filter((pl.col("run") == run) & (pl.col("domain") == dom)).sort("t_s")
+            p = Panel(strip=run if i == 0 else None)
+            ends = df.filter(pl.col("run") == run).select("prefill_end_s", "end_s").row(0)
+            if ends[0] is not None:
+                p.add(Rect(0.0, ends[0], None, None, PHASES["prefill"], opacity=0.18))
+                if ends[1] is not None:
+                    p.add(Rect(ends[0], ends[1], None, None, PHASES["decode"], opacity=0.18))
+            if d.height:
+                t, w = d["t_s"].to_list(), d["power_w"].to_list()
+                p.add(Line(t, w, _color(i), width=1.3), Points(t, w, _color(i), size=1.8))
+            row.append(p)
+        grid.append(row)
+    return Figure("Power timeline: prefill and decode shaded", grid,
+                  subtitle="counters differenced to watts; one panel row per domain",
+                  x_title="time since run start (s)", y_title="power (W)", row_strips=domains, share_y="row",
+                  legends=[Legend("phase", [Key(k, c, kind="fill") for k, c in PHASES.items()]),
+                           Legend("domain", [Key(d, _color(i)) for i, d in enumerate(domains)])],
+                  width=max(800.0, 420.0 * len(runs)), height=max(320.0, 155.0 * len(domains) + 140))
 
 
-def fig_machines(a: Analysis, top: int = 20) -> ggplot | None:
-    """Energy per output token of the same configurations on each machine (95 % CIs), lowest ringed."""
-    import pandas as pd
-    import plotnine as p9
-
+def fig_machines(a: Analysis, top: int = 20) -> Figure | None:
+    """Energy per output token of the same configurations on each machine (95 % CIs), lowest a diamond."""
     m = a.machines
     if m is None or not m.rows:
         return None
     rows = m.rows[:top]
     one_workload = len({r.workload for r in rows}) == 1
-    recs = [{"config": r.config if one_workload else f"{r.config}\n{r.workload}", "set": v.set, "value": v.median,
-             "lo": np.nan if v.lo is None else v.lo, "hi": np.nan if v.hi is None else v.hi,
-             "rank": "lowest" if i == 0 else "higher"} for r in rows for i, v in enumerate(r.values)]
-    df = pd.DataFrame(recs)
-    df["config"] = pd.Categorical(df["config"], categories=list(dict.fromkeys(df["config"]))[::-1], ordered=True)
-    df["set"] = pd.Categorical(df["set"], categories=list(m.machines), ordered=True)
-    dodge = p9.position_dodge(width=0.6)
+    band = Band([r.config if one_workload else f"{r.config}\n{r.workload}" for r in rows])
+    sets = list(m.machines)
+    p = Panel(y=band)
+    recs = []
+    for i, r in enumerate(rows):
+        for rank, v in enumerate(r.values):
+            j = sets.index(v.set)
+            recs.append({"y": i - 0.3 + 0.6 * (j + 0.5) / len(sets), "value": v.median, "lo": v.lo, "hi": v.hi,
+                         "color": _color(j), "shape": "diamond" if rank == 0 else "circle"})
+    p.add(_error_bars(recs, "", "lo", "hi", [r["color"] for r in recs], horizontal=True, y="y"),
+          Points([r["value"] for r in recs], [r["y"] for r in recs], [r["color"] for r in recs],
+                 shape=[r["shape"] for r in recs], size=3.4))
+    vals = [r["value"] for r in recs if _ok(r["value"])]
+    if vals and min(vals) > 0 and max(vals) / min(vals) > 8:
+        p.x = Continuous(log=10)
     caveats = list(dict.fromkeys(c for r in rows for c in r.caveats))
     subtitle = (rows[0].workload + "; " if one_workload else "") + (
         "caveat: " + "; ".join(caveats) if caveats else "every machine's energy from the same kind of meter")
-    g = (p9.ggplot(df, p9.aes(x="config", y="value", color="set", shape="rank"))
-         + p9.geom_linerange(p9.aes(ymin="lo", ymax="hi"), position=dodge, size=0.7, na_rm=True)
-         + p9.geom_point(position=dodge, size=2.6)
-         + p9.scale_shape_manual(values={"lowest": "D", "higher": "o"})
-         + p9.scale_color_manual(values=PALETTE * 4)
-         + p9.coord_flip()
-         + p9.labs(title="The same configurations on each machine: energy per output token",
-                   subtitle=_wrap(subtitle, 110), x="", y=f"{METRICS[m.metric].label} ({METRICS[m.metric].unit})",
-                   color="set (machine)", shape="")
-         + _theme() + p9.theme(figure_size=(WIDTH_IN, max(3.0, 0.45 * len(rows) * max(1, len(m.machines) / 2) + 1.6))))
-    vals = df["value"].dropna()
-    if len(vals) and vals.min() > 0 and vals.max() / vals.min() > 8:
-        g = g + p9.scale_y_log10()
-    return g
+    metric = METRICS[m.metric]
+    return Figure("The same configurations on each machine: energy per output token", [[p]], subtitle=subtitle,
+                  x_title=f"{metric.label} ({metric.unit})",
+                  legends=[Legend("set (machine)", [Key(s, _color(j), kind="point") for j, s in enumerate(sets)]),
+                           Legend("", [Key("lowest", "#555555", kind="point", shape="diamond"),
+                                       Key("higher", "#555555", kind="point")])],
+                  height=max(300.0, 45.0 * len(rows) * max(1.0, len(sets) / 2) + 160))
 
 
 #: name -> (builder, title, caption)
-FIGURES: dict[str, tuple[Any, str, str]] = {
+FIGURES: dict[str, tuple[Callable[[Analysis], Figure | None], str, str]] = {
     "pareto": (fig_pareto, "Pareto front: latency vs energy",
                "Each point is a configuration's median (error bars: 95 % bootstrap CIs); the black steps join "
                "the configurations no other one beats on both latency and energy."),
@@ -488,48 +437,36 @@ FIGURES: dict[str, tuple[Any, str, str]] = {
 }
 
 
-def build_figures(a: Analysis, names: Sequence[str] | None = None) -> dict[str, Any]:
-    """name -> ggplot for every figure the data supports (in :data:`FIGURES` order)."""
+def build_figures(a: Analysis, names: Sequence[str] | None = None) -> dict[str, Figure]:
+    """name -> figure for every figure the data supports (in :data:`FIGURES` order)."""
     out = {}
     for name, (fn, _, _) in FIGURES.items():
         if names is not None and name not in names:
             continue
-        g = fn(a)
-        if g is not None:
-            out[name] = g
+        fig = fn(a)
+        if fig is not None:
+            out[name] = fig
     return out
 
 
-def save_figures(plots: dict[str, Any], out_dir: Path, *, formats: Sequence[str] = ("png", "svg"),
-                 dpi: int = 130) -> list[FigureFile]:
-    """Draw each plot once and write it in every format to ``out_dir``; returns what was written."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: smaller, faster SVGs
-    import matplotlib.pyplot as plt
+def save_figures(figures: dict[str, Figure], out_dir: Path, *, formats: Sequence[str] = ("svg",)) -> list[FigureFile]:
+    """Write each figure in every format to ``out_dir`` (SVG as drawn; PNG rasterised from that SVG)."""
+    from energybench.results import atomic_write_bytes
 
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []
-    for name, g in plots.items():
-        with warnings.catch_warnings():
-            # e.g. "geom_path: each group consists of only one observation" for a sparse series
-            warnings.simplefilter("ignore", category=UserWarning)
-            fig = g.draw()
+    for name, fig in figures.items():
+        svg = render(fig)
         paths: dict[str, Path] = {}
-        png = None
-        try:
-            for fmt in formats:
-                buf = io.BytesIO()
-                fig.savefig(buf, format=fmt, dpi=dpi)
-                data = buf.getvalue()
-                path = out_dir / f"{name}.{fmt}"
-                path.write_bytes(data)
-                paths[fmt] = path
-                if fmt == "png":
-                    png = data
-        finally:
-            plt.close(fig)
+        for fmt in formats:
+            if fmt == "png":
+                from energybench.report.plot.png import to_png
+
+                data = to_png(svg)
+            else:
+                data = svg.encode("utf-8")
+            paths[fmt] = out_dir / f"{name}.{fmt}"
+            atomic_write_bytes(paths[fmt], data)
         _, title, caption = FIGURES.get(name, (None, name, ""))
-        files.append(FigureFile(name=name, title=title, caption=caption, paths=paths, png_bytes=png))
+        files.append(FigureFile(name=name, title=title, caption=caption, paths=paths, svg=svg))
     return files

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import math
@@ -49,7 +48,7 @@ tr.pareto td{background:#f0fdf4} tr:hover td{background:#eef2ff}
 .scroll{overflow:auto;max-height:640px;border:1px solid var(--line);border-radius:6px}
 .rec{border-left:4px solid var(--accent);padding:6px 10px;margin:6px 0;background:#f8fafc}
 .rec .v{font-weight:600} .rec .why{color:var(--muted);font-size:12.5px}
-figure{margin:10px 0 22px} figure img{max-width:100%;height:auto;border:1px solid var(--line);border-radius:6px;background:#fff}
+figure{margin:10px 0 22px} figure>svg{display:block;max-width:100%;height:auto;border:1px solid var(--line);border-radius:6px;background:#fff}
 figcaption{color:var(--muted);font-size:12.5px;margin-top:4px}
 .grid2{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:14px}
 code{background:#f1f5f9;padding:1px 4px;border-radius:4px;font-size:12px}
@@ -57,8 +56,8 @@ code{background:#f1f5f9;padding:1px 4px;border-radius:4px;font-size:12px}
 """
 
 _SORT_JS = """
-window.addEventListener('load',function(){var n=0;document.querySelectorAll('figure img').forEach(function(i){
-  if(i.complete&&i.naturalWidth>0)n++});document.documentElement.setAttribute('data-figures-loaded',String(n));});
+window.addEventListener('load',function(){var n=0;document.querySelectorAll('figure>svg').forEach(function(s){
+  if(s.getBoundingClientRect().width>0&&s.querySelector('text'))n++});document.documentElement.setAttribute('data-figures-loaded',String(n));});
 document.querySelectorAll('table.sortable').forEach(function(t){
   t.querySelectorAll('th').forEach(function(th,i){
     th.addEventListener('click',function(){
@@ -224,11 +223,8 @@ def _figures(figures: Sequence[FigureFile]) -> str:
         return ""
     figs = []
     for f in figures:
-        img = ""
-        if f.png_bytes:
-            img = f'<img alt="{_e(f.title)}" src="data:image/png;base64,{base64.b64encode(f.png_bytes).decode()}">'
         links = " · ".join(f'<a href="figures/{_e(p.name)}">{_e(fmt.upper())}</a>' for fmt, p in f.paths.items())
-        figs.append(f'<figure id="fig-{_e(f.name)}">{img}<figcaption><b>{_e(f.title)}.</b> {_e(f.caption)} '
+        figs.append(f'<figure id="fig-{_e(f.name)}">{f.svg}<figcaption><b>{_e(f.title)}.</b> {_e(f.caption)} '
                     f'<span style="float:right">{links}</span></figcaption></figure>')
     return _section(S.FIGURES, "".join(figs))
 

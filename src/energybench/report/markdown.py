@@ -1,5 +1,5 @@
 """The report as Markdown: the words of :mod:`.sections` and the tables of :mod:`.tables`, laid out
-as GitHub-flavoured Markdown (figures linked as ``figures/<name>.png``)."""
+as GitHub-flavoured Markdown (figures linked as ``figures/<name>.svg``)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def _heading(section: S.Section) -> list[str]:
 
 
 def render_markdown(a: Analysis, figures: Sequence[FigureFile], *, generated_at: datetime | None = None) -> str:
-    """The report as Markdown (figures linked as ``figures/<name>.png``)."""
+    """The report as Markdown (figures linked as ``figures/<name>.svg``)."""
     ts = (generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S UTC")
     sources = ", ".join(f"`{rs.root}`" + (f" ({rs.label})" if a.multi_set else "") for rs in a.sets)
     out = [f"# {S.TITLE}", "", S.generated(ts, sources) + ".", ""]
@@ -135,7 +135,7 @@ def _domains(a: Analysis) -> list[str]:
 def _figures(figures: Sequence[FigureFile]) -> list[str]:
     out = _heading(S.FIGURES)
     for f in figures:
-        out += [f"### {f.title}", "", f"![{f.title}](figures/{f.name}.png)", "", f.caption, ""]
+        out += [f"### {f.title}", "", f"![{f.title}](figures/{f.name}.svg)", "", f.caption, ""]
     return out if figures else out + [S.FIGURES.empty, ""]
 
 

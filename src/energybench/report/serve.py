@@ -58,7 +58,6 @@ class ReportServer:
         self.poll_s = float(poll_s)
         self.page_poll_ms = int(page_poll_ms)
         self.build_kwargs = dict(build_kwargs)
-        self.build_kwargs.setdefault("figure_jobs", 0)  # rebuilds draw in-process: plotnine stays imported
         self.version = 0
         self.n_runs = 0
         self.updated_at: str | None = None

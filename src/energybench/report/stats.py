@@ -6,6 +6,7 @@ name, the median is reported with a 95 % bootstrap CI. The warnings
 follow pyperf's spirit: they sit beside the numbers they qualify.
 
 The bootstrap is vectorised over configurations (index draws are shared by the groups of one size).
+For the mean, a resample is its draw counts, and the replicates of a block are one matrix product.
 For the median it never sorts a resample: with the group's values sorted, a resample drawn with
 *sorted* indices is itself sorted, so its median is read from two positions; and since only
 k(k+1)/2 such position pairs exist, the replicates are counted per pair, not materialised.
@@ -13,6 +14,7 @@ k(k+1)/2 such position pairs exist, the replicates are counted per pair, not mat
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -104,7 +106,8 @@ def _median_ci_block(sorted_mat: np.ndarray, rng: np.random.Generator, n_boot: i
 
 def grouped_bootstrap(values: np.ndarray, groups: np.ndarray, n_groups: int, *, stat: str = "median",
                       n_boot: int = DEFAULT_N_BOOT, conf: float = DEFAULT_CONF, seed: int = 0) -> GroupStats:
-    """Statistic and percentile-bootstrap CI of ``values`` per group code (0..n_groups-1).
+    """Statistic and percentile-bootstrap CI of ``values`` per group code (0..n_groups-1); the mean
+    through :func:`grouped_mean_bootstrap`.
 
     NaN values are ignored. A group with one value gets its value and a NaN CI (no spread to
     resample); an empty group gets NaN. Deterministic for a given ``seed``.
@@ -114,6 +117,8 @@ def grouped_bootstrap(values: np.ndarray, groups: np.ndarray, n_groups: int, *, 
     groups = np.asarray(groups, dtype=np.int64)
     keep = np.isfinite(values)
     values, groups = values[keep], groups[keep]
+    if stat == "mean":
+        return grouped_mean_bootstrap(values, groups, n_groups, n_boot=n_boot, conf=conf, seed=seed)[0]
     point = np.full(n_groups, np.nan)
     lo = np.full(n_groups, np.nan)
     hi = np.full(n_groups, np.nan)
@@ -127,22 +132,60 @@ def grouped_bootstrap(values: np.ndarray, groups: np.ndarray, n_groups: int, *, 
     for k in np.unique(counts[counts > 0]):
         gidx = np.flatnonzero(counts == k)
         mat = v[starts[gidx, None] + np.arange(k)]  # (m, k), rows sorted
-        if stat == "median":
-            point[gidx] = 0.5 * (mat[:, (k - 1) // 2] + mat[:, k // 2])
-        else:
-            point[gidx] = mat.mean(axis=1)
-        if k < 2:
-            continue
-        rng = np.random.default_rng((seed, int(k)))
-        if stat == "median":
+        point[gidx] = 0.5 * (mat[:, (k - 1) // 2] + mat[:, k // 2])
+        if k >= 2:
+            rng = np.random.default_rng((seed, int(k)))
             lo[gidx], hi[gidx] = _median_ci_block(mat, rng, n_boot, (alpha, 1.0 - alpha))
-            continue
-        rows = max(1, _BLOCK_ELEMENTS // n_boot)
-        for s in range(0, gidx.size, rows):
-            block = _boot_block(mat[s:s + rows], rng, stat, n_boot)
-            q = np.quantile(block, [alpha, 1.0 - alpha], axis=1)
-            lo[gidx[s:s + rows]], hi[gidx[s:s + rows]] = q[0], q[1]
     return GroupStats(point, lo, hi, counts)
+
+
+def grouped_mean_bootstrap(values: np.ndarray, groups: np.ndarray, n_groups: int, *, n_boot: int = DEFAULT_N_BOOT,
+                           conf: float = DEFAULT_CONF, seed: int = 0) -> list[GroupStats]:
+    """Mean and percentile-bootstrap CI of each column of ``values`` (n, c) per group code, the runs
+    resampled together: one resample of a group's runs serves every column (paired, and one draw
+    instead of c). A column's replicate is the mean of its finite values among the drawn runs.
+    A group with fewer than two finite values gets a NaN CI. Deterministic for a given ``seed``."""
+    _check("mean", n_boot, conf)
+    values = np.asarray(values, dtype=np.float64).reshape(len(groups), -1)
+    groups = np.asarray(groups, dtype=np.int64)
+    c = values.shape[1]
+    finite = np.isfinite(values)
+    sums = np.zeros((n_groups, c))
+    np.add.at(sums, groups, np.where(finite, values, 0.0))
+    used = np.zeros((n_groups, c))
+    np.add.at(used, groups, finite.astype(np.float64))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        point = sums / used
+    lo, hi = np.full((n_groups, c), np.nan), np.full((n_groups, c), np.nan)
+    counts = np.bincount(groups, minlength=n_groups)
+    order = np.argsort(groups, kind="stable")
+    v, f = values[order], finite[order]
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    alpha = (1.0 - conf) / 2.0
+    for k in np.unique(counts[counts > 1]):
+        gidx = np.flatnonzero(counts == k)
+        pos = starts[gidx, None] + np.arange(k)
+        rng = np.random.default_rng((seed, int(k), 3))
+        rows = max(1, _BLOCK_ELEMENTS // (n_boot * c))
+        for s in range(0, gidx.size, rows):
+            blk = slice(s, s + rows)
+            idx = rng.integers(0, k, size=(n_boot, k))
+            drawn = np.bincount((np.arange(n_boot)[:, None] * k + idx).ravel(), minlength=n_boot * k)
+            drawn = drawn.reshape(n_boot, k).astype(np.float64)
+            fm = f[pos[blk]].transpose(0, 2, 1)  # (m, c, k)
+            num = np.where(fm, v[pos[blk]].transpose(0, 2, 1), 0.0) @ drawn.T  # (m, c, n_boot)
+            ok = used[gidx[blk]] >= 2
+            if fm.all():
+                q = np.quantile(num / k, [alpha, 1.0 - alpha], axis=2)
+            else:
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    rep = num / (fm.astype(np.float64) @ drawn.T)  # NaN where a resample drew no finite value
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: masked by ``ok`` below
+                    q = np.nanquantile(rep, [alpha, 1.0 - alpha], axis=2)
+            lo[gidx[blk]] = np.where(ok, q[0], np.nan)
+            hi[gidx[blk]] = np.where(ok, q[1], np.nan)
+    return [GroupStats(point[:, j], lo[:, j], hi[:, j], used[:, j].astype(np.int64)) for j in range(c)]
 
 
 def bootstrap_diff(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, *, stat: str = "median",

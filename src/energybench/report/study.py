@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 
 from energybench.report.analysis import Analysis
-from energybench.report.stats import DEFAULT_N_BOOT, bootstrap_diff, bootstrap_ratio, grouped_bootstrap
+from energybench.report.stats import DEFAULT_N_BOOT, bootstrap_diff, bootstrap_ratio, grouped_mean_bootstrap
 
 #: The per-run values the study's tables average: (column, name in the tables' data).
 STUDY_VALUES = (("e2e_s", "latency_s"), ("request_energy_j", "energy_j"), ("edp_js", "edp_js"))
@@ -50,12 +50,11 @@ def _mean_cis(df: pl.DataFrame, keys: list[str], *, n_boot: int, seed: int) -> p
     coded = df.with_columns(_g=pl.struct(keys).rank("dense").cast(pl.Int64) - 1)
     head = coded.group_by("_g").agg([pl.col(k).first() for k in keys], n_runs=pl.len(),
                                      n_prompts=pl.col("prompt_id").n_unique()).sort("_g")
-    groups = coded["_g"].to_numpy()
+    values = np.column_stack([coded[col].cast(pl.Float64).fill_null(np.nan).to_numpy() for col, _ in STUDY_VALUES])
+    res = grouped_mean_bootstrap(values, coded["_g"].to_numpy(), head.height, n_boot=n_boot, seed=seed)
     cols: dict[str, np.ndarray] = {}
-    for i, (col, name) in enumerate(STUDY_VALUES):
-        res = grouped_bootstrap(coded[col].cast(pl.Float64).fill_null(np.nan).to_numpy(), groups, head.height,
-                                stat="mean", n_boot=n_boot, seed=seed + i)
-        cols[name], cols[f"{name}_lo"], cols[f"{name}_hi"] = res.point, res.lo, res.hi
+    for (_, name), r in zip(STUDY_VALUES, res, strict=True):
+        cols[name], cols[f"{name}_lo"], cols[f"{name}_hi"] = r.point, r.lo, r.hi
     stats = pl.DataFrame({k: pl.Series(k, v, dtype=pl.Float64, nan_to_null=True) for k, v in cols.items()})
     return pl.concat([head.drop("_g"), stats], how="horizontal")
 
@@ -84,23 +83,21 @@ def edp_ranking(a: Analysis, *, n_boot: int = DEFAULT_N_BOOT, seed: int = 0, top
         ["set", "task", "edp_js", "config_id"], nulls_last=True)
     ranked = ranked.with_columns(rank=pl.col("edp_js").rank("ordinal").over(["set", "task"]).cast(pl.Int64))
     ranked = ranked.filter(pl.col("rank") <= top)
-    verdicts = []
-    for r in ranked.iter_rows(named=True):
-        verdicts.append(_rank_verdict(df, r, n_boot=n_boot, seed=seed))
+    shown = df.join(ranked.select("set", "task", "config_id"), on=["set", "task", "config_id"], how="semi")
+    edp = {key: g["edp_js"].cast(pl.Float64).drop_nulls().to_numpy()
+           for key, g in shown.partition_by(["set", "task", "config_id"], as_dict=True).items()}
+    best = {(r["set"], r["task"]): r["config_id"] for r in ranked.filter(pl.col("rank") == 1).iter_rows(named=True)}
+    verdicts = [_rank_verdict(edp, best[(r["set"], r["task"])], r, n_boot=n_boot, seed=seed)
+                for r in ranked.iter_rows(named=True)]
     return ranked.with_columns(verdict=pl.Series(verdicts, dtype=pl.String))
 
 
-def _edp_values(df: pl.DataFrame, set_name: str, task: str, config_id: str) -> np.ndarray:
-    sel = df.filter((pl.col("set") == set_name) & (pl.col("task") == task) & (pl.col("config_id") == config_id))
-    return sel["edp_js"].cast(pl.Float64).drop_nulls().to_numpy()
-
-
-def _rank_verdict(df: pl.DataFrame, r: dict, *, n_boot: int, seed: int) -> str:
+def _rank_verdict(edp: dict[tuple[str, str, str], np.ndarray], best: str, r: dict, *, n_boot: int, seed: int) -> str:
+    """The verdict of ranked row ``r`` against ``best`` (the first of its set and task) from each
+    configuration's EDP values."""
     if r["rank"] == 1:
         return "best"
-    best = df.filter((pl.col("set") == r["set"]) & (pl.col("task") == r["task"])).group_by("config_id").agg(
-        pl.col("edp_js").mean()).sort("edp_js", nulls_last=True)["config_id"][0]
-    d = bootstrap_diff(_edp_values(df, r["set"], r["task"], best), _edp_values(df, r["set"], r["task"], r["config_id"]),
+    d = bootstrap_diff(edp[(r["set"], r["task"], best)], edp[(r["set"], r["task"], r["config_id"])],
                        stat="mean", n_boot=n_boot, seed=seed)
     if not np.isfinite(d.lo):
         return "too few runs to tell"
