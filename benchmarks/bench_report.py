@@ -101,20 +101,21 @@ def main(argv: list[str] | None = None) -> int:
     env = _env(ns.cold, cache)
     py = sys.executable
 
+    # generated in a child: a process forked from a parent that held the 10,000 runs would report
+    # the parent's memory as its own peak (Linux carries ru_maxrss over fork and exec)
     if not (root / "runs.parquet").exists():
-        from energybench.testing.synthetic_results import generate_results, spec_for_size
-
         t0 = time.perf_counter()
-        info = generate_results(root, spec_for_size(ns.runs, ns.samples), layout="bulk")
-        print(f"generated {info.n_runs} runs, {info.n_samples} samples, {info.n_points} configurations "
-              f"in {time.perf_counter() - t0:.1f} s -> {root}")
+        subprocess.run([py, "-c", "import sys; from energybench.testing.synthetic_results import generate_results, "
+                        "spec_for_size as s; generate_results(sys.argv[1], s(int(sys.argv[2]), int(sys.argv[3])), "
+                        "layout='bulk')", str(root), str(ns.runs), str(ns.samples)], check=True)
+        print(f"generated {ns.runs} runs, {ns.samples} samples in {time.perf_counter() - t0:.1f} s -> {root}")
     else:
         print(f"reusing {root}")
 
     quick = tmp / "quick"
-    from energybench.testing.synthetic_results import generate_results, small_spec
-
-    generate_results(quick, small_spec(threads=(1, 2), n_gpu_layers=(0,), n_batch=(16, 64), reps=5, gpu=False))
+    subprocess.run([py, "-c", "import sys; from energybench.testing.synthetic_results import generate_results, "
+                    "small_spec; generate_results(sys.argv[1], small_spec(threads=(1, 2), n_gpu_layers=(0,), "
+                    "n_batch=(16, 64), reps=5, gpu=False))", str(quick)], check=True)
     startup = [py, "-c", "import polars, numpy, energybench.report.build"]
     for name, data, target in (("quick-sized (24 runs)", quick, QUICK_TARGET_S), (f"{ns.runs} runs", root, TARGET_S)):
         _report_rows(name, data, target, tmp, startup, env, ns)

@@ -135,6 +135,36 @@ def test_headline_and_self_contained(browser: Browser, page) -> None:
     assert not re.search(r"""(src|href)=["']https?://""", html)
 
 
+_FIGURE_GEOMETRY = """(function(){
+  return Array.prototype.map.call(document.querySelectorAll('figure>svg'), function(svg){
+    var box = svg.getBoundingClientRect(), fig = svg.parentNode.getBoundingClientRect(), vb = svg.viewBox.baseVal;
+    var texts = Array.prototype.map.call(svg.querySelectorAll('text'), function(t){
+      var r = t.getBoundingClientRect(), k = vb.width / box.width;  // screen -> the figure's own units
+      return [t.textContent, t.getComputedTextLength(), (r.left - box.left) * k, (r.right - box.left) * k];});
+    return {id: svg.parentNode.id, width: box.width, room: fig.width, vbw: vb.width, texts: texts};});
+})()"""
+
+
+def test_figures_render_in_the_page_with_their_text_inside(browser: Browser, tmp_path: Path) -> None:
+    """Every figure's SVG, inlined in the page, is drawn by the browser with real fonts: no text is
+    empty or runs off the figure (the layout estimates text widths without a font at hand)."""
+    generate_results(tmp_path / "res", small_spec(threads=(1, 4, 8), n_failed=0))
+    s = build_report([tmp_path / "res"], tmp_path / "rep", n_boot=300)
+    assert len(s.figures) >= 6
+    browser.goto(s.files["html"].resolve().as_uri())
+    loaded = browser.wait_for("document.documentElement.getAttribute('data-figures-loaded')", what="the figures")
+    assert int(loaded) == len(s.figures)
+    figs = browser.evaluate(_FIGURE_GEOMETRY)
+    assert [f["id"] for f in figs] == [f"fig-{n}" for n in s.figures]
+    for f in figs:
+        assert 300 < f["width"] <= f["room"] + 0.5, f["id"]  # scaled to the page, never wider than it
+        assert f["texts"], f["id"]
+        for text, length, left, right in f["texts"]:
+            assert length > 0, (f["id"], text)  # a font drew it
+            assert left >= -0.5 and right <= f["vbw"] + 0.5, (f["id"], text, left, right, f["vbw"])
+    assert browser.console_errors() == []
+
+
 # ----------------------------------------------------------------------------- live progress
 
 
