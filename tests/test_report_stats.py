@@ -11,6 +11,7 @@ import pytest
 from energybench.report.best import pareto_mask, recommend, with_pareto
 from energybench.report.fmt import fmt_ci, fmt_num
 from energybench.report.stats import (
+    _BLOCK_ELEMENTS,
     _boot_block,
     _median_ci_block,
     bootstrap_diff,
@@ -69,7 +70,7 @@ def test_median_ci_shortcut_equals_explicit_resampling(k):
     np.testing.assert_allclose(hi, explicit[1], rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize(("n_groups", "k"), [(1, 700), (25, 6)])
+@pytest.mark.parametrize(("n_groups", "k"), [(1, 700), (25, 6), (1, 3000)])
 def test_grouped_mean_bootstrap_equals_explicit_resampling_of_the_runs(n_groups, k):
     # columns 2 and 3 miss values (a run without energy): a replicate averages the drawn runs' finite values
     rng = np.random.default_rng(k)
@@ -77,8 +78,9 @@ def test_grouped_mean_bootstrap_equals_explicit_resampling_of_the_runs(n_groups,
     x[rng.random(x.shape[0]) < 0.2, 1:] = np.nan
     groups = np.repeat(np.arange(n_groups), k)
     res = grouped_mean_bootstrap(x, groups, n_groups, n_boot=800, seed=4)
-    draw = np.random.default_rng((4, k, 3))  # the draws the function makes: one resample of runs for every column
-    idx = draw.integers(0, k, size=(800, k))
+    draw = np.random.default_rng((4, k, 3))  # the draws the function makes: one resample of runs for every column,
+    step = _BLOCK_ELEMENTS // k  # in chunks of resamples (3000 runs: two)
+    idx = np.concatenate([draw.integers(0, k, size=(min(step, 800 - b), k)) for b in range(0, 800, step)])
     for g in range(n_groups):
         runs = x[g * k:(g + 1) * k]
         for j in range(3):

@@ -11,25 +11,29 @@ def fmt_num(x: Any, digits: int = 3) -> str:
 
     None/NaN -> '–'. Integers stay integers.
     """
-    if x is None:
+    if type(x) is not float:  # floats are nearly every call (tens of thousands in a large report): one test
+        if x is None:
+            return "–"
+        if isinstance(x, bool):
+            return "yes" if x else "no"
+        if isinstance(x, int):
+            return str(x)
+        try:
+            x = float(x)
+        except (TypeError, ValueError):
+            return str(x)
+    if x != x or x in _INF:
         return "–"
-    if isinstance(x, bool):
-        return "yes" if x else "no"
-    if isinstance(x, int):
-        return str(x)
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    if not math.isfinite(v):
-        return "–"
-    if v == 0:
+    if x == 0:
         return "0"
-    mag = math.floor(math.log10(abs(v)))
+    mag = math.floor(math.log10(abs(x)))
     if mag >= 6 or mag <= -4:
-        return f"{v:.{digits - 1}e}"
+        return f"{x:.{digits - 1}e}"
     decimals = max(0, digits - 1 - mag)
-    return f"{v:,.{decimals}f}" if mag >= 4 else f"{v:.{decimals}f}"
+    return f"{x:,.{decimals}f}" if mag >= 4 else f"{x:.{decimals}f}"
+
+
+_INF = (math.inf, -math.inf)
 
 
 def fmt_ci(value: Any, lo: Any, hi: Any, digits: int = 3) -> str:

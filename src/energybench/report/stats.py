@@ -139,6 +139,26 @@ def grouped_bootstrap(values: np.ndarray, groups: np.ndarray, n_groups: int, *, 
     return GroupStats(point, lo, hi, counts)
 
 
+def _mean_replicates(x: np.ndarray, finite: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.ndarray:
+    """Bootstrap replicates (m, c, n_boot) of the mean of the finite values of each row of ``x``
+    (m, c, k), one resample of the k positions shared by all rows. A resample is its draw counts,
+    so the replicates are one matrix product; resamples are drawn in chunks of about
+    ``_BLOCK_ELEMENTS`` draws (memory stays bounded for large k). NaN: a resample without a finite value."""
+    m, c, k = x.shape
+    xz = np.where(finite, x, 0.0)
+    every = bool(finite.all())
+    out = np.empty((m, c, n_boot))
+    step = max(1, _BLOCK_ELEMENTS // k)
+    for b0 in range(0, n_boot, step):
+        nb = min(step, n_boot - b0)
+        idx = rng.integers(0, k, size=(nb, k))
+        drawn = np.bincount((np.arange(nb)[:, None] * k + idx).ravel(), minlength=nb * k).reshape(nb, k)
+        drawn = drawn.astype(np.float64).T  # (k, nb): how often each position is drawn in each resample
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[..., b0:b0 + nb] = xz @ drawn / (k if every else finite.astype(np.float64) @ drawn)
+    return out
+
+
 def grouped_mean_bootstrap(values: np.ndarray, groups: np.ndarray, n_groups: int, *, n_boot: int = DEFAULT_N_BOOT,
                            conf: float = DEFAULT_CONF, seed: int = 0) -> list[GroupStats]:
     """Mean and percentile-bootstrap CI of each column of ``values`` (n, c) per group code, the runs
@@ -169,20 +189,12 @@ def grouped_mean_bootstrap(values: np.ndarray, groups: np.ndarray, n_groups: int
         rows = max(1, _BLOCK_ELEMENTS // (n_boot * c))
         for s in range(0, gidx.size, rows):
             blk = slice(s, s + rows)
-            idx = rng.integers(0, k, size=(n_boot, k))
-            drawn = np.bincount((np.arange(n_boot)[:, None] * k + idx).ravel(), minlength=n_boot * k)
-            drawn = drawn.reshape(n_boot, k).astype(np.float64)
-            fm = f[pos[blk]].transpose(0, 2, 1)  # (m, c, k)
-            num = np.where(fm, v[pos[blk]].transpose(0, 2, 1), 0.0) @ drawn.T  # (m, c, n_boot)
+            rep = _mean_replicates(v[pos[blk]].transpose(0, 2, 1), f[pos[blk]].transpose(0, 2, 1), rng, n_boot)
             ok = used[gidx[blk]] >= 2
-            if fm.all():
-                q = np.quantile(num / k, [alpha, 1.0 - alpha], axis=2)
-            else:
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    rep = num / (fm.astype(np.float64) @ drawn.T)  # NaN where a resample drew no finite value
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: masked by ``ok`` below
-                    q = np.nanquantile(rep, [alpha, 1.0 - alpha], axis=2)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: masked by ``ok`` below
+                q = np.nanquantile(rep, [alpha, 1.0 - alpha], axis=2) if np.isnan(rep).any() \
+                    else np.quantile(rep, [alpha, 1.0 - alpha], axis=2)
             lo[gidx[blk]] = np.where(ok, q[0], np.nan)
             hi[gidx[blk]] = np.where(ok, q[1], np.nan)
     return [GroupStats(point[:, j], lo[:, j], hi[:, j], used[:, j].astype(np.int64)) for j in range(c)]
