@@ -106,13 +106,14 @@ def test_a_rect_without_bounds_spans_the_panel_and_text_is_escaped():
     assert root.find(f"{NS}title").text == "<b> & co"
     shade = next(r for r in root.iter(f"{NS}rect") if r.get("fill") == "#abcdef" and r.get("height") != "10")
     px0, py0, w, h = _panel_rect(svg)
-    assert float(shade.get("y")) == pytest.approx(py0, abs=0.1) and float(shade.get("height")) == pytest.approx(h, abs=0.1)
+    assert float(shade.get("y")) == pytest.approx(py0, abs=0.1)
+    assert float(shade.get("height")) == pytest.approx(h, abs=0.1)
     assert not re.search(r"id=", svg)  # inlined many times in one page: no ids to collide
 
 
 def test_png_is_the_svg_rasterised_with_its_text():
-    fig = Figure("A title", [[Panel().add(Line([0, 1, 2], [3, 1, 2], "#d62728"), Points([0, 1, 2], [3, 1, 2], "#d62728"))]],
-                 x_title="time (s)", y_title="power (W)")
+    panel = Panel().add(Line([0, 1, 2], [3, 1, 2], "#d62728"), Points([0, 1, 2], [3, 1, 2], "#d62728"))
+    fig = Figure("A title", [[panel]], x_title="time (s)", y_title="power (W)")
     png = to_png(render(fig))
     img = Image.open(io.BytesIO(png))
     assert img.size == (int(fig.width * ZOOM), int(fig.height * ZOOM))

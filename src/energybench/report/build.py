@@ -15,8 +15,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
 from energybench.errors import UsageError
 from energybench.report.analysis import Analysis, analyze, configuration_records
 from energybench.report.bandwidth import measure_memory_bandwidth

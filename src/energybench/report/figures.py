@@ -157,7 +157,7 @@ def _curve(a: Analysis, x: str, metrics: Sequence[str], title: str, prefer_color
     grid = []
     for i, metric in enumerate(facets):
         row = []
-        for j, set_name in enumerate(columns):
+        for set_name in columns:
             recs = [r for (m, s), rs in rows_of.items() if m == metric and set_name in (None, s) for r in rs]
             panel = Panel(x=x_axis, strip=(set_name if i == 0 else None) if grid_by_set else metric)
             for k, level in enumerate(groups):
@@ -167,8 +167,8 @@ def _curve(a: Analysis, x: str, metrics: Sequence[str], title: str, prefer_color
         grid.append(row)
     if not grid_by_set:
         grid = [[p for row in grid for p in row]]
-    legend = [Legend(AXES.get(group, group) if color else "set", [Key(_disp(v), _color(k)) for k, v in enumerate(groups)])] \
-        if group else []
+    keys = [Key(_disp(v), _color(k)) for k, v in enumerate(groups)]
+    legend = [Legend(AXES.get(group, group) if color else "set", keys)] if group else []
     return Figure(title, grid, subtitle=subtitle, x_title=AXES.get(x, x), legends=legend,
                   row_strips=facets if grid_by_set else None, share_y="row" if grid_by_set else "none")
 
@@ -291,7 +291,8 @@ def _race_frame(a: Analysis, wl: str, top: int) -> pl.DataFrame:
     frames = []
     for _, d in df.group_by("set", maintain_order=True):
         d = d.sort("race_energy_j")
-        frames.append(pl.concat([d.head(top), d.sort("e2e_s").head(1)]).unique(subset=["point_id"], maintain_order=True))
+        pick = pl.concat([d.head(top), d.sort("e2e_s").head(1)])
+        frames.append(pick.unique(subset=["point_id"], maintain_order=True))
     shown = a.varied or ["n_threads"]
     return pl.concat(frames).with_columns(
         config=pl.struct(shown).map_elements(describe_config, return_dtype=pl.String),
@@ -311,13 +312,11 @@ def fig_race_to_sleep(a: Analysis, top: int = 12) -> Figure | None:
     panels = []
     for set_name, g in df.group_by("set", maintain_order=True):
         p = Panel(x=Continuous(zero=True), y=band, strip=set_name[0] if a.multi_set else None)
-        for r in g.iter_rows(named=True):
-            i, active = band.index(r["config"]), r["race_energy_j"] - r["idle"]
-            p.add(Rect(0.0, active, i - 0.35, i + 0.35, active_c), Rect(active, r["race_energy_j"], i - 0.35, i + 0.35, idle_c))
-        rs = list(g.iter_rows(named=True))
-        for r in rs:
-            r["pos"] = band.index(r["config"])
-        p.add(_error_bars(rs, "", "race_energy_j_lo", "race_energy_j_hi", INK, horizontal=True, y="pos"))
+        rows = [{**r, "pos": band.index(r["config"])} for r in g.iter_rows(named=True)]
+        for r in rows:  # the run's own energy, then idle power for the rest of T
+            active, lo, hi = r["race_energy_j"] - r["idle"], r["pos"] - 0.35, r["pos"] + 0.35
+            p.add(Rect(0.0, active, lo, hi, active_c), Rect(active, r["race_energy_j"], lo, hi, idle_c))
+        p.add(_error_bars(rows, "", "race_energy_j_lo", "race_energy_j_hi", INK, horizontal=True, y="pos"))
         panels.append(p)
     t = a.windows.get(wl)
     return Figure("Race-to-sleep: energy over one fixed window T", _wrap_grid(panels),

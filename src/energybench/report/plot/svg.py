@@ -8,7 +8,6 @@ for DejaVu Sans, the font a PNG is rasterised with). The SVG uses no ids, so a p
 
 from __future__ import annotations
 
-import math
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -93,7 +92,8 @@ def _text(x: float, y: float, s: str, size: float, *, anchor: str = "middle", co
         attrs += f' transform="rotate(-90 {_f(x)} {_f(y)})"'
     if len(lines) == 1:
         return f"<text {attrs}>{escape(s)}</text>"
-    spans = "".join(f'<tspan x="{_f(x)}" dy="{0 if i == 0 else 1.2}em">{escape(t)}</tspan>' for i, t in enumerate(lines))
+    spans = "".join(f'<tspan x="{_f(x)}" dy="{0 if i == 0 else 1.2}em">{escape(t)}</tspan>'
+                    for i, t in enumerate(lines))
     return f"<text {attrs}>{spans}</text>"
 
 
@@ -120,7 +120,8 @@ def _mark(b: _Box, m: Mark) -> str:
                 pts.append((pts[-1][0], b.py(y)))
             pts.append((b.px(x), b.py(y)))
         d = " ".join(f"{_f(x)},{_f(y)}" for x, y in pts)
-        return f'<polyline points="{d}" fill="none" stroke="{m.color}" stroke-width="{m.width:g}" stroke-linejoin="round"/>'
+        return (f'<polyline points="{d}" fill="none" stroke="{m.color}" stroke-width="{m.width:g}" '
+                'stroke-linejoin="round"/>')
     if isinstance(m, Points):
         n = len(m.x)
         shapes = [m.shape] * n if isinstance(m.shape, str) else list(m.shape)
@@ -187,7 +188,8 @@ def _key(x: float, y: float, k: Key) -> str:
     dot = _shape(x + 7, y, 3.0, k.shape, k.color)
     if k.kind == "point":
         return dot
-    return f'<line x1="{_f(x)}" y1="{_f(y)}" x2="{_f(x + 14)}" y2="{_f(y)}" stroke="{k.color}" stroke-width="1.6"/>' + dot
+    line = f'<line x1="{_f(x)}" y1="{_f(y)}" x2="{_f(x + 14)}" y2="{_f(y)}" stroke="{k.color}" stroke-width="1.6"/>'
+    return line + dot
 
 
 def _legends(fig: Figure, x: float, y: float) -> list[str]:
