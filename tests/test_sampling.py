@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
 import time
 
 import polars as pl
@@ -112,6 +113,15 @@ def test_mark_reads_counters_only_and_needs_no_thread():
     assert len(s.readings("ctr")) == 1 and s.readings("ctr")[0].t_ns == t  # the boundary is the read
     assert s.readings("pwr") == []
     assert not s.running
+
+
+def test_without_a_meter_no_thread_runs():
+    before = threading.active_count()
+    with Sampler(opened(), period_s=0.01) as s:
+        assert not s.running and threading.active_count() == before
+        t0 = time.monotonic_ns()
+        assert t0 <= s.mark() <= time.monotonic_ns()  # a boundary is the clock
+    assert s.jitter_stats()["n"] == 0 and s.latest_power_w() == {}
 
 
 def test_samples_between_includes_neighbours_and_drop_before_keeps_one():
@@ -221,7 +231,7 @@ def test_sampler_thread_runs_at_the_configured_nice(monkeypatch, env, expected):
         monkeypatch.setenv(SAMPLER_NICE_ENV, env)
     assert default_sampler_nice() == expected
     base = os.getpriority(os.PRIO_PROCESS, 0)
-    s = Sampler([], period_s=0.01)
+    s = Sampler(opened(ClockMeter("ctr", "energy", 10.0)), period_s=0.01)
     s.start()
     try:
         time.sleep(0.05)

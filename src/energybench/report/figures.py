@@ -126,7 +126,7 @@ def _long(df: pl.DataFrame, metrics: Sequence[str], keep: Sequence[str]) -> pl.D
 
 def _series(rows: list[dict[str, Any]], x: str, color: str) -> list[Any]:
     """A line through two points or more, the points and their error bars, in one colour."""
-    rows = sorted((r for r in rows if _ok(r["value"])), key=lambda r: r[x])
+    rows = sorted((r for r in rows if _ok(r["value"]) and _ok(r[x])), key=lambda r: r[x])
     if not rows:
         return []
     xs, ys = [r[x] for r in rows], [r["value"] for r in rows]
