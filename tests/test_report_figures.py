@@ -62,7 +62,8 @@ def test_the_pareto_figure_places_every_configuration_by_its_medians(tmp_path):
                   if c.get("fill") not in (None, "none") and float(c.get("cx")) < right)
     rings = [c for c in svg.iter(f"{NS}circle") if c.get("fill") == "none"]
     assert len(dots) == cfg.height and len(rings) == cfg["pareto"].sum()
-    # left to right in latency order; the higher the energy per token, the higher on the page
+    # dots (sorted left to right) pair with configurations (sorted by latency) only if x follows latency;
+    # then the higher the energy per token, the higher on the page
     j = cfg["j_per_output_token"].to_list()
     by_height = sorted(range(len(dots)), key=lambda i: dots[i][1])
     assert by_height == sorted(range(len(j)), key=lambda i: -j[i])

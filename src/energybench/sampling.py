@@ -156,9 +156,7 @@ class Sampler:
         return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> Sampler:
-        """Start the thread; without a meter there is nothing to read and no thread starts (its ticks
-        would only take CPU from inference: with llama.cpp on every core, a decode step waits for
-        the thread a wake-up preempted)."""
+        """Start the thread; without a meter there is nothing to read, and no thread starts."""
         if self.running or not self._tracks:
             return self
         self._stop.clear()

@@ -26,6 +26,7 @@ from energybench.report.load import load_samples
 from energybench.report.metrics import AXES, samples_power
 from energybench.report.plot import (Band, Continuous, Figure, Key, Legend, Line, Panel, Points, Rect, Segments,
                                      Text, render)
+from energybench.results import atomic_write_bytes
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
            "#bcbd22", "#7f7f7f"]
@@ -64,16 +65,17 @@ def _ok(v: Any) -> bool:
     return v is not None and not (isinstance(v, float) and math.isnan(v))
 
 
-def _error_bars(rows: Sequence[dict[str, Any]], x: str, lo: str, hi: str, color: str | list[str], *,
-                horizontal: bool = False, y: str = "", opacity: float = 1.0) -> Segments:
-    """Vertical bars at ``x`` from ``lo`` to ``hi`` (horizontal: at ``y``); rows without a CI are skipped."""
+def _error_bars(rows: Sequence[dict[str, Any]], at: str, lo: str, hi: str, color: str | list[str], *,
+                horizontal: bool = False, opacity: float = 1.0) -> Segments:
+    """A bar from ``lo`` to ``hi`` at position ``at`` of each row: vertical, or horizontal (``at`` is
+    then the y position); rows without a CI are skipped."""
     colors = [color] * len(rows) if isinstance(color, str) else color
     keep = [(r, c) for r, c in zip(rows, colors, strict=True) if _ok(r.get(lo)) and _ok(r.get(hi))]
+    pos, los, his = [r[at] for r, _ in keep], [r[lo] for r, _ in keep], [r[hi] for r, _ in keep]
+    cols = [c for _, c in keep]
     if horizontal:
-        return Segments([r[lo] for r, _ in keep], [r[y] for r, _ in keep], [r[hi] for r, _ in keep],
-                        [r[y] for r, _ in keep], [c for _, c in keep], width=1.1, opacity=opacity)
-    return Segments([r[x] for r, _ in keep], [r[lo] for r, _ in keep], [r[x] for r, _ in keep],
-                    [r[hi] for r, _ in keep], [c for _, c in keep], width=1.1, opacity=opacity)
+        return Segments(los, pos, his, pos, cols, width=1.1, opacity=opacity)
+    return Segments(pos, los, pos, his, cols, width=1.1, opacity=opacity)
 
 
 def _slice(a: Analysis, x: str, color: str | None, objective_metric: str = "j_per_output_token"
@@ -272,7 +274,7 @@ def fig_pareto(a: Analysis) -> Figure | None:
     p = Panel(x=Continuous(log=10 if x_log else None))
     br, bc = [r for r, _ in bars], [c for _, c in bars]
     p.add(_error_bars(br, "e2e_s", "j_per_output_token_lo", "j_per_output_token_hi", bc, opacity=0.5),
-          _error_bars(br, "", "e2e_s_lo", "e2e_s_hi", bc, horizontal=True, y="j_per_output_token", opacity=0.5),
+          _error_bars(br, "j_per_output_token", "e2e_s_lo", "e2e_s_hi", bc, horizontal=True, opacity=0.5),
           Points([r["e2e_s"] for r in rows], [r["j_per_output_token"] for r in rows], colors, opacity=0.85))
     for _, front in df.filter(pl.col("pareto")).sort("e2e_s").group_by("set", maintain_order=True):
         p.add(Line(front["e2e_s"].to_list(), front["j_per_output_token"].to_list(), INK, width=1.4, step=True),
@@ -316,14 +318,15 @@ def fig_race_to_sleep(a: Analysis, top: int = 12) -> Figure | None:
         for r in rows:  # the run's own energy, then idle power for the rest of T
             active, lo, hi = r["race_energy_j"] - r["idle"], r["pos"] - 0.35, r["pos"] + 0.35
             p.add(Rect(0.0, active, lo, hi, active_c), Rect(active, r["race_energy_j"], lo, hi, idle_c))
-        p.add(_error_bars(rows, "", "race_energy_j_lo", "race_energy_j_hi", INK, horizontal=True, y="pos"))
+        p.add(_error_bars(rows, "pos", "race_energy_j_lo", "race_energy_j_hi", INK, horizontal=True))
         panels.append(p)
     t = a.windows.get(wl)
-    return Figure("Race-to-sleep: energy over one fixed window T", _wrap_grid(panels),
+    grid = _wrap_grid(panels)
+    return Figure("Race-to-sleep: energy over one fixed window T", grid,
                   subtitle=f"{wl}; E(T) = E_active + P_idle x (T - t_active)" + (f", T = {fmt_num(t)} s" if t else ""),
                   x_title="energy over T (J)", legends=[Legend("", [Key("active run", active_c, kind="fill"),
                                                                     Key("idle until T", idle_c, kind="fill")])],
-                  height=max(300.0, 30.0 * len(band.levels) * len(_wrap_grid(panels)) + 170))
+                  height=max(300.0, 30.0 * len(band.levels) * len(grid) + 170))
 
 
 def timeline_frame(a: Analysis) -> pl.DataFrame:
@@ -399,7 +402,7 @@ def fig_machines(a: Analysis, top: int = 20) -> Figure | None:
             j = sets.index(v.set)
             recs.append({"y": i - 0.3 + 0.6 * (j + 0.5) / len(sets), "value": v.median, "lo": v.lo, "hi": v.hi,
                          "color": _color(j), "shape": "diamond" if rank == 0 else "circle"})
-    p.add(_error_bars(recs, "", "lo", "hi", [r["color"] for r in recs], horizontal=True, y="y"),
+    p.add(_error_bars(recs, "y", "lo", "hi", [r["color"] for r in recs], horizontal=True),
           Points([r["value"] for r in recs], [r["y"] for r in recs], [r["color"] for r in recs],
                  shape=[r["shape"] for r in recs], size=3.4))
     vals = [r["value"] for r in recs if _ok(r["value"])]
@@ -450,8 +453,6 @@ def build_figures(a: Analysis, names: Sequence[str] | None = None) -> dict[str, 
 
 def save_figures(figures: dict[str, Figure], out_dir: Path, *, formats: Sequence[str] = ("svg",)) -> list[FigureFile]:
     """Write each figure in every format to ``out_dir`` (SVG as drawn; PNG rasterised from that SVG)."""
-    from energybench.results import atomic_write_bytes
-
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []
     for name, fig in figures.items():

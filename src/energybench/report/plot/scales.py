@@ -99,7 +99,6 @@ class Band:
     """A categorical axis: ``levels`` at positions 0..n-1 (on a vertical axis the first on top)."""
 
     levels: Sequence[str]
-    log = None
 
     def fwd(self, v: float) -> float:
         return v

@@ -44,8 +44,9 @@ def _values(m: Mark, axis: str) -> list[float]:
 def _domains(fig: Figure) -> dict[tuple[int, int], tuple[tuple[float, float], tuple[float, float]]]:
     """Each panel's (x domain, y domain), over the panels that share each axis."""
     def group(axis: str, r: int, c: int) -> object:
+        """The key of the panels that share this panel's ``axis`` domain."""
         share = fig.share_x if axis == "x" else fig.share_y
-        return 0 if share == "all" else (c if share == "col" else r) if share in ("col", "row") else (r, c)
+        return {"all": 0, "col": c, "row": r}.get(share, (r, c))
 
     doms: dict[tuple[str, object], tuple[float, float]] = {}
     for axis in ("x", "y"):
@@ -71,14 +72,25 @@ class _Box:
     xd: tuple[float, float]
     yd: tuple[float, float]
 
-    def px(self, v: float | None) -> float:
-        if v is None:
-            return self.x0
-        return self.x0 + (self.xa.fwd(v) - self.xd[0]) / (self.xd[1] - self.xd[0]) * self.w
+    def tx(self, t: float) -> float:
+        """The pixel of a position on the x axis (a log axis' position is the value's log)."""
+        return self.x0 + (t - self.xd[0]) / (self.xd[1] - self.xd[0]) * self.w
+
+    def ty(self, t: float) -> float:
+        """As :meth:`tx` for y: up the page, except a band axis (its first level on top)."""
+        frac = (t - self.yd[0]) / (self.yd[1] - self.yd[0])
+        return self.y0 + (frac if isinstance(self.ya, Band) else 1 - frac) * self.h
+
+    def px(self, v: float) -> float:
+        return self.tx(self.xa.fwd(v))
 
     def py(self, v: float) -> float:
-        t = (self.ya.fwd(v) - self.yd[0]) / (self.yd[1] - self.yd[0])
-        return self.y0 + (t if isinstance(self.ya, Band) else 1 - t) * self.h
+        return self.ty(self.ya.fwd(v))
+
+    def ticks(self, axis: str) -> list[tuple[float, str]]:
+        """(pixel, label) of the ticks of ``axis`` inside the panel's domain."""
+        spec, dom, to_px = (self.xa, self.xd, self.tx) if axis == "x" else (self.ya, self.yd, self.ty)
+        return [(to_px(t), lab) for t, lab in spec.ticks(dom) if dom[0] <= t <= dom[1]]
 
 
 def _text(x: float, y: float, s: str, size: float, *, anchor: str = "middle", color: str = INK,
@@ -134,8 +146,8 @@ def _mark(b: _Box, m: Mark) -> str:
                        for x0, y0, x1, y1, c in zip(m.x0, m.y0, m.x1, m.y1, _each(m.color, len(m.x0)), strict=True)
                        if None not in (x0, y0, x1, y1))
     if isinstance(m, Rect):
-        xs = sorted((b.px(m.x0) if m.x0 is not None else b.x0, b.px(m.x1) if m.x1 is not None else b.x0 + b.w))
-        ys = sorted((b.py(m.y0) if m.y0 is not None else b.y0 + b.h, b.py(m.y1) if m.y1 is not None else b.y0))
+        xs = sorted((b.x0 if m.x0 is None else b.px(m.x0), b.x0 + b.w if m.x1 is None else b.px(m.x1)))
+        ys = sorted((b.y0 + b.h if m.y0 is None else b.py(m.y0), b.y0 if m.y1 is None else b.py(m.y1)))
         attrs = f'fill="{m.fill}"' + (f' fill-opacity="{m.opacity:g}"' if m.opacity < 1 else "")
         if m.stroke:
             attrs += f' stroke="{m.stroke}" stroke-width="{m.stroke_width:g}"'
@@ -148,9 +160,7 @@ def _mark(b: _Box, m: Mark) -> str:
 
 def _panel(b: _Box, p: Panel, show_x: bool, show_y: bool) -> list[str]:
     out = [f'<rect x="{_f(b.x0)}" y="{_f(b.y0)}" width="{_f(b.w)}" height="{_f(b.h)}" fill="#ffffff"/>']
-    xt = [(b.x0 + (t - b.xd[0]) / (b.xd[1] - b.xd[0]) * b.w, lab) for t, lab in p.x.ticks(b.xd)
-          if b.xd[0] <= t <= b.xd[1]]
-    yt = _yticks(b, p)
+    xt, yt = b.ticks("x"), b.ticks("y")
     out += [f'<line x1="{_f(x)}" y1="{_f(b.y0)}" x2="{_f(x)}" y2="{_f(b.y0 + b.h)}" stroke="{GRID}"/>' for x, _ in xt]
     out += [f'<line x1="{_f(b.x0)}" y1="{_f(y)}" x2="{_f(b.x0 + b.w)}" y2="{_f(y)}" stroke="{GRID}"/>' for y, _ in yt]
     out += [_mark(b, m) for m in p.marks]
@@ -170,15 +180,6 @@ def _panel(b: _Box, p: Panel, show_x: bool, show_y: bool) -> list[str]:
         out.append(f'<rect x="{_f(b.x0)}" y="{_f(b.y0 - h)}" width="{_f(b.w)}" height="{_f(h)}" fill="{STRIP_FILL}" '
                    f'stroke="{STRIP_LINE}"/>' + _text(b.x0 + b.w / 2, b.y0 - h / 2 + STRIP * 0.35, p.strip, STRIP,
                                                       color="#1a1a1a"))
-    return out
-
-
-def _yticks(b: _Box, p: Panel) -> list[tuple[float, str]]:
-    out = []
-    for t, lab in p.y.ticks(b.yd):
-        if b.yd[0] <= t <= b.yd[1]:
-            frac = (t - b.yd[0]) / (b.yd[1] - b.yd[0])
-            out.append((b.y0 + (frac if isinstance(p.y, Band) else 1 - frac) * b.h, lab))
     return out
 
 
@@ -205,7 +206,7 @@ def _legends(fig: Figure, x: float, y: float) -> list[str]:
     return out
 
 
-def legend_width(fig: Figure) -> float:
+def _legend_width(fig: Figure) -> float:
     widths = [text_w(lg.title, LEGEND + 0.5) for lg in fig.legends]
     widths += [20 + text_w(k.label, LEGEND) for lg in fig.legends for k in lg.keys]
     return max(widths, default=0.0) + (12 if widths else 0)
@@ -240,7 +241,7 @@ def _shows(fig: Figure) -> tuple[set[tuple[int, int]], set[tuple[int, int]]]:
 
 def _layout(fig: Figure, doms: dict, show_x: set, show_y: set) -> _Layout:
     nrow, ncol = len(fig.grid), max(len(r) for r in fig.grid)
-    legend_w = legend_width(fig)
+    legend_w = _legend_width(fig)
     right = PAD + (legend_w + 8 if legend_w else 0) + (STRIP * 2.2 if fig.row_strips else 0)
     left = PAD + (AXIS * 1.6 if fig.y_title else 0)
     gutters = [0.0] * ncol
